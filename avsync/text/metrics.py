@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from avsync.errors import ConfigError
 
 
-class Op(str, Enum):
+class Op(StrEnum):
     """One step of an alignment, named as sclite names them."""
 
     CORRECT = "C"
