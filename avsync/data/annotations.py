@@ -61,11 +61,11 @@ def parse_annotation(content: str, source: str = "<string>") -> Annotation:
         if not line:
             table = None if table == "frame" else table
             continue
-        upper = line.upper()
-        if upper.startswith("WORD ") and "START" in upper:
+        header = [f.upper() for f in line.split()]
+        if header[:3] == ["WORD", "START", "END"]:
             table = "word"
             continue
-        if upper.startswith("FRAME ") and " X " in f" {upper} ":
+        if header[:5] == ["FRAME", "X", "Y", "W", "H"]:  # LRS3 separates these with " \t"
             table = "frame"
             continue
         if table is None or ":" in line.split()[0]:

@@ -1,0 +1,76 @@
+"""Tiny LRS2 / LRS3 fixture trees (index tests need no real video: the index never decodes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+LRS2_MAIN_TXT = "Text:  {text}\nConf:  3\n"
+WORD_TABLE = "\nWORD START END ASDSCORE\n{rows}"
+# An LRS3 file as published: meta lines, a " \t"-separated FRAME table, then the word table.
+LRS3_TXT = ("Text:  {text}\nConf:  4\nRef:   00j9bKdiOjk\n\nFRAME \tX \tY \tW \tH \n"
+            "000025 \t0.422 \t0.167 \t0.203 \t0.334 \n000026 \t0.423 \t0.168 \t0.203 \t0.334 \n")
+
+
+def word_rows(words: list[tuple[str, float, float]]) -> str:
+    return "".join(f"{w} {s:.2f} {e:.2f} 5.0\n" for w, s, e in words)
+
+
+def timed(text: str, start: float = 0.1, step: float = 0.5) -> list[tuple[str, float, float]]:
+    """Words of `text`, each `step` long with a 0.05 s gap, from `start` seconds."""
+    return [(w, round(start + i * step, 2), round(start + (i + 1) * step - 0.05, 2))
+            for i, w in enumerate(text.split())]
+
+
+def put(path: Path, content: str | bytes = b"") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_bytes(content)
+    return path
+
+
+LONG_TEXT = "ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE TEN ELEVEN TWELVE"
+
+
+@pytest.fixture
+def lrs2_tree(tmp_path: Path) -> Path:
+    """LRS2 as published: mvlrs_v1/main|pretrain, lists beside mvlrs_v1, planted problems."""
+    root = tmp_path / "lrs2"
+    data = root / "mvlrs_v1"
+    clips = {"vidA/00001": "Hello there, world!", "vidA/00002": "it's fine",
+             "vidB/00001": "THE TEST CLIP"}
+    for clip, text in clips.items():
+        put(data / "main" / f"{clip}.mp4")
+        put(data / "main" / f"{clip}.txt", LRS2_MAIN_TXT.format(text=text))
+    put(data / "main" / "vidB/00002.mp4")  # its .txt is missing
+    put(data / "main" / "vidB/00003.mp4")
+    put(data / "main" / "vidB/00003.txt", "Conf:  3\n")  # no Text: line -> unparseable
+    put(data / "pretrain" / "vidC/00001.mp4")
+    put(data / "pretrain" / "vidC/00001.txt",
+        LRS2_MAIN_TXT.format(text=LONG_TEXT) + WORD_TABLE.format(rows=word_rows(timed(LONG_TEXT))))
+    put(root / "train.txt", "vidA/00001\nvidA/00002\n")
+    put(root / "val.txt", "vidX/00009\n")  # listed but absent
+    put(root / "test.txt", "vidB/00001 NF\nvidB/00002 MV\nvidB/00003 NF\n")
+    put(root / "pretrain.txt", "vidC/00001\n")
+    return root
+
+
+@pytest.fixture
+def lrs3_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "lrs3"
+    text = "SO WE'RE GOING TO TALK"
+    put(root / "pretrain/spk1/00001.mp4")
+    put(root / "pretrain/spk1/00001.txt", LRS3_TXT.format(text=LONG_TEXT)
+        + WORD_TABLE.format(rows=word_rows(timed(LONG_TEXT))))
+    put(root / "trainval/spk2/00001.mp4")
+    put(root / "trainval/spk2/00001.txt", LRS3_TXT.format(text=text)
+        + WORD_TABLE.format(rows=word_rows(timed(text))))
+    put(root / "test/spk3/00001.mp4")
+    put(root / "test/spk3/00001.txt", "Text:  \nConf:  4\n")  # empty transcript
+    put(root / "test/spk3/00002.txt", LRS3_TXT.format(text="NO VIDEO HERE"))  # no mp4
+    put(root / "test/spk4/00001.mp4")
+    put(root / "test/spk4/00001.txt", LRS3_TXT.format(text="only frames"))
+    return root
