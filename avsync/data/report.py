@@ -27,7 +27,6 @@ class Reason(StrEnum):
     UNPARSEABLE_TXT = "unparseable-txt"
     CORRUPT_MEDIA = "corrupt-media"
     NO_VIDEO = "no-video"
-    NO_AUDIO = "no-audio"
     ZERO_LENGTH_AUDIO = "zero-length-audio"
     WRONG_FPS = "wrong-fps"
     LENGTH_MISMATCH = "length-mismatch"
@@ -87,13 +86,13 @@ def report_dict(kept: Mapping[str, int], problems: Sequence[Problem],
             "problems": [p.to_json() for p in problems], **extra}
 
 
-def write_json_atomic(path: str | Path, data: Any) -> None:
+def write_json_atomic(path: str | Path, data: Any, indent: int | None = 1) -> None:
     """Write JSON so a reader never sees half a file: a temporary file renamed into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
                                      suffix=".tmp", delete=False, encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, ensure_ascii=False)
+        json.dump(data, handle, indent=indent, ensure_ascii=False)
         handle.write("\n")
         handle.flush()
         os.fsync(handle.fileno())

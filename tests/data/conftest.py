@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from avsync.media.encode import write_mp4
+from avsync.timebase import SAMPLE_RATE, SAMPLES_PER_STEP
 
 LRS2_MAIN_TXT = "Text:  {text}\nConf:  3\n"
 WORD_TABLE = "\nWORD START END ASDSCORE\n{rows}"
@@ -73,4 +77,52 @@ def lrs3_tree(tmp_path: Path) -> Path:
     put(root / "test/spk3/00002.txt", LRS3_TXT.format(text="NO VIDEO HERE"))  # no mp4
     put(root / "test/spk4/00001.mp4")
     put(root / "test/spk4/00001.txt", LRS3_TXT.format(text="only frames"))
+    return root
+
+
+# ---------------------------------------------------------------- tiny real mp4 corpora
+def _frames(steps: int, seed: int, size: int = 64) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size]
+    base = (x * 3 + y * 2) % 256
+    moving = [(base + 9 * t + rng.integers(0, 40, (size, size))) % 256 for t in range(steps)]
+    return np.stack(moving).astype(np.uint8)
+
+
+def _tone(steps: int, seed: int) -> np.ndarray:
+    t = np.arange(steps * SAMPLES_PER_STEP) / SAMPLE_RATE
+    return (0.3 * np.sin(2 * np.pi * (220 + 40 * seed) * t)).astype(np.float32)
+
+
+def write_clip(root: Path, clip: str, text: str | None, steps: int = 12, seed: int = 0,
+               fps: int = 25, audio_steps: int | None = None, audio: bool = True,
+               words: list[tuple[str, float, float]] | None = None) -> Path:
+    """A real mp4 (+ its .txt unless text is None) at <root>/main/<clip>.mp4."""
+    media = root / "main" / f"{clip}.mp4"
+    sound = _tone(audio_steps if audio_steps is not None else steps, seed) if audio else None
+    write_mp4(media, _frames(steps, seed), sound, fps=fps)
+    if text is not None:
+        timed_words = words if words is not None else timed(text, start=0.0, step=0.16)
+        body = LRS2_MAIN_TXT.format(text=text) + WORD_TABLE.format(rows=word_rows(timed_words))
+        put(media.with_suffix(".txt"), body if text else "Text:  \nConf:  3\n")
+    return media
+
+
+@pytest.fixture(scope="session")
+def bad_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic-layout corpus: three good clips and one of each kind of bad input."""
+    root = tmp_path_factory.mktemp("bad_corpus")
+    write_clip(root, "spk1/00001", "HELLO WORLD", steps=12, seed=1)
+    write_clip(root, "spk1/00002", "GOOD MORNING TO YOU", steps=20, seed=2)
+    write_clip(root, "spk2/00001", "BLUE SKY", steps=9, seed=3)
+    good = write_clip(root, "spk2/00002", "TRUNCATED CLIP", steps=30, seed=4)
+    good.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    write_clip(root, "spk2/00003", None, seed=5)  # missing txt
+    write_clip(root, "spk3/00001", "NO SOUND", seed=6, audio=False)  # zero-length audio
+    write_clip(root, "spk3/00002", "THIRTY FPS", seed=7, fps=30)
+    write_clip(root, "spk3/00003", "", seed=8)  # empty transcript
+    write_clip(root, "spk3/00004", "SHORT AUDIO", steps=25, audio_steps=5, seed=9)
+    put(root / "train.txt", "spk1/00001\nspk1/00002\nspk2/00002\nspk2/00003\nspk3/00001\n")
+    put(root / "val.txt", "spk3/00002\nspk3/00003\nspk3/00004\n")
+    put(root / "test.txt", "spk2/00001\n")
     return root
