@@ -1,0 +1,232 @@
+"""`avsync data`: index a corpus, prepare a training cache, show statistics, train a tokenizer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+
+from avsync.data.index import Layout, Manifest, default_manifest_path, index_dataset
+from avsync.errors import ConfigError
+
+DESCRIPTION = """\
+From a corpus on disk to what training reads. A corpus is LRS2 as published
+(mvlrs_v1/main|pretrain + train/val/test/pretrain lists), LRS3 (pretrain|trainval|test)
+or our synthetic corpus (`avsync synth`, LRS2 layout without mvlrs_v1).
+Bad inputs (truncated mp4, missing .txt, empty transcript, wrong fps, ...) are skipped,
+listed in a report and never stop a run."""
+
+EPILOG = """\
+typical use:
+  avsync synth --out data/synth --speakers 8 --utts-per-speaker 25
+  avsync data index data/synth               # -> data/synth/.avsync/manifest.jsonl
+  avsync data tokenizer data/synth --vocab-size 256 --out data/synth/.avsync/tok
+  avsync data prepare data/synth --roi-size 40 --tokenizer data/synth/.avsync/tok.model
+  avsync data stats data/synth/.avsync/cache
+
+real corpora:
+  avsync data index /corpora/lrs2 --max-seconds 16     # cut long pretrain clips
+  avsync data prepare /corpora/lrs2 --out /fast/lrs2-cache --workers 8
+  avsync data index /corpora/lrs3 --layout lrs3
+
+run `avsync data <command> --help` for each command's options."""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Wraps one-paragraph descriptions, keeps the hand-laid-out examples of epilogs."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return super()._fill_text(text, width, indent)
+        return textwrap.fill(text, min(width, 88), initial_indent=indent,
+                             subsequent_indent=indent)
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _add_source_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--layout", choices=[str(x) for x in Layout],
+                        help="force a layout instead of detecting it from the folders")
+    parser.add_argument("--max-seconds", type=_positive_float, metavar="S",
+                        help="cut clips whose words run past S seconds into segments at word "
+                             "boundaries (LRS pretrain); default: keep clips whole")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="avsync data", description=DESCRIPTION,
+                                     epilog=EPILOG, formatter_class=_Formatter)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _index_parser(commands)
+    _prepare_parser(commands)
+    _stats_parser(commands)
+    _tokenizer_parser(commands)
+    return parser
+
+
+def _index_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "index", formatter_class=_Formatter, help="index a corpus into a manifest (JSON Lines)",
+        description="Read every clip's annotation (no decoding) into a manifest: id, split, "
+                    "media path, normalised text, word timings, speaker. Problems go to "
+                    "<manifest>.report.json and a summary on stdout.",
+        epilog="examples:\n  avsync data index data/synth\n"
+               "  avsync data index /corpora/lrs2 --max-seconds 16\n"
+               "  avsync data index /corpora/lrs3 --out lrs3.jsonl --layout lrs3")
+    p.add_argument("root", type=Path, help="corpus root (holding mvlrs_v1/, main/ or "
+                                           "pretrain|trainval|test/)")
+    p.add_argument("--out", type=Path, help="manifest path (default ROOT/.avsync/manifest.jsonl)")
+    _add_source_options(p)
+
+
+def _prepare_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "prepare", formatter_class=_Formatter, help="decode and crop once into a training cache",
+        description="Decode every clip once (worker processes), crop the mouth ROI with the "
+                    "fixed LRS convention, store int16 16 kHz audio, tokens and word times as "
+                    "memmap-able shards plus manifest.json and report.json. Re-running resumes "
+                    "an interrupted prepare and returns at once when all is done. ROOT may be "
+                    "a corpus (its .avsync/manifest.jsonl is used when present, else it is "
+                    "indexed now) or a manifest file.",
+        epilog="examples:\n  avsync data prepare data/synth --roi-size 40\n"
+               "  avsync data prepare /corpora/lrs2 --out /fast/lrs2-cache --workers 8 \\\n"
+               "      --tokenizer lrs2-tok.model")
+    p.add_argument("root", type=Path, help="corpus root or manifest .jsonl")
+    p.add_argument("--out", type=Path, help="cache folder (default ROOT/.avsync/cache)")
+    p.add_argument("--roi-size", type=_positive_int, default=96, metavar="N",
+                   help="stored mouth-ROI side in pixels (default 96; the CPU model uses 40)")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                   help="decoding processes (default 1)")
+    p.add_argument("--tokenizer", type=Path, metavar="MODEL",
+                   help="sentencepiece .model whose ids to store (default: none; the Dataset "
+                        "then tokenises at load time)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_source_options(p)
+
+
+def _stats_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "stats", formatter_class=_Formatter, help="clips, hours, speakers, vocabulary, durations",
+        description="Print clips, hours and speakers per split, the vocabulary size and a "
+                    "duration histogram, for a prepared cache (exact) or a corpus/manifest "
+                    "(durations from file headers, nothing decoded).",
+        epilog="examples:\n  avsync data stats data/synth/.avsync/cache\n"
+               "  avsync data stats data/synth\n  avsync data stats lrs3.jsonl")
+    p.add_argument("path", type=Path, help="cache folder, corpus root or manifest .jsonl")
+
+
+def _tokenizer_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "tokenizer", formatter_class=_Formatter, help="train a sentencepiece tokenizer",
+        description="Train a sentencepiece model on the transcripts of the chosen splits, with "
+                    "avsync's fixed ids (blank/pad 0, unk 1, bos 2, eos 3). A closed "
+                    "vocabulary that cannot fill --vocab-size is capped, with a warning.",
+        epilog="examples:\n  avsync data tokenizer data/synth --vocab-size 256 --out tok\n"
+               "  avsync data tokenizer /corpora/lrs3 --vocab-size 5000 --splits train,pretrain"
+               " --out lrs3-unigram5000")
+    p.add_argument("root", type=Path, help="corpus root or manifest .jsonl")
+    p.add_argument("--vocab-size", type=_positive_int, required=True, metavar="N")
+    p.add_argument("--out", type=Path, required=True, metavar="PREFIX",
+                   help="writes PREFIX.model and PREFIX.vocab")
+    p.add_argument("--model-type", default="unigram", choices=("unigram", "bpe", "char", "word"))
+    p.add_argument("--splits", default="train,pretrain",
+                   help="comma-separated splits whose transcripts train it (default "
+                        "train,pretrain: never the test set)")
+    _add_source_options(p)
+
+
+# ------------------------------------------------------------------------- commands
+def load_manifest(path: Path, layout: str | None = None,
+                  max_seconds: float | None = None) -> Manifest:
+    """A manifest file, a corpus's saved manifest, or a fresh index of the corpus."""
+    if path.is_file():
+        return Manifest.load(path)
+    saved = default_manifest_path(path)
+    if saved.is_file() and layout is None and max_seconds is None:
+        print(f"using {saved} (re-run `avsync data index` after changing the corpus)",
+              file=sys.stderr)
+        return Manifest.load(saved)
+    return index_dataset(path, layout=layout, max_seconds=max_seconds)
+
+
+def _index(args: argparse.Namespace) -> int:
+    from avsync.data.report import summarize
+
+    manifest = index_dataset(args.root, layout=args.layout, max_seconds=args.max_seconds)
+    path = manifest.save(args.out)
+    print(summarize(f"indexed {manifest.root} ({manifest.layout})", manifest.split_counts(),
+                    manifest.problems))
+    print(f"wrote {path}")
+    return 0 if len(manifest) else 1
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from avsync.data.prepare import PrepareConfig, prepare_cache
+    from avsync.text.tokenizer import Tokenizer
+
+    manifest = load_manifest(args.root, args.layout, args.max_seconds)
+    out = args.out or manifest.root / ".avsync" / "cache"
+    tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer else None
+    config = PrepareConfig(roi_size=args.roi_size, workers=args.workers)
+    result = prepare_cache(manifest, out, config, tokenizer=tokenizer,
+                           progress=not args.no_progress)
+    print(result.summary)
+    print(f"decoded {result.decoded}, reused {result.reused} in {result.seconds:.1f} s; "
+          f"wrote {out} (report: {out / 'report.json'})")
+    return 0 if result.kept else 1
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from avsync.data.cache import MANIFEST_FILE, SHARD_DIR, PreparedCache
+    from avsync.data.stats import cache_facts, format_stats, manifest_facts
+
+    path = args.path
+    if path.is_dir() and ((path / MANIFEST_FILE).is_file() or (path / SHARD_DIR).is_dir()):
+        print(format_stats(f"prepared cache {path}", cache_facts(PreparedCache(path))))
+        return 0
+    manifest = load_manifest(path)
+    facts = manifest_facts(manifest, progress=sys.stderr.isatty())
+    print(format_stats(f"corpus {manifest.root} ({manifest.layout})", facts))
+    return 0
+
+
+def _tokenizer(args: argparse.Namespace) -> int:
+    from avsync.text.tokenizer import Tokenizer
+
+    manifest = load_manifest(args.root, args.layout, args.max_seconds)
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    texts = [e.text for e in manifest.entries if e.split in splits]
+    if not texts:
+        raise ConfigError(f"no transcripts in splits {splits} of {manifest.root}; the corpus "
+                          f"has {manifest.split_counts()}; choose others with --splits")
+    tokenizer = Tokenizer.train(texts, args.vocab_size, args.model_type, args.out)
+    print(f"trained on {len(texts)} transcripts ({', '.join(splits)}): vocab_size "
+          f"{tokenizer.vocab_size}, sha256 {tokenizer.sha256[:12]}; wrote {tokenizer.source}")
+    return 0
+
+
+HANDLERS = {"index": _index, "prepare": _prepare, "stats": _stats, "tokenizer": _tokenizer}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return HANDLERS[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
