@@ -7,7 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from avsync.data.index import index_dataset
+from avsync.data.prepare import PrepareConfig, prepare_cache
 from avsync.media.encode import write_mp4
+from avsync.text import Tokenizer
 from avsync.timebase import SAMPLE_RATE, SAMPLES_PER_STEP
 
 LRS2_MAIN_TXT = "Text:  {text}\nConf:  3\n"
@@ -126,3 +129,16 @@ def bad_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     put(root / "val.txt", "spk3/00002\nspk3/00003\nspk3/00004\n")
     put(root / "test.txt", "spk2/00001\n")
     return root
+
+
+PREPARED_ROI = 24
+
+
+@pytest.fixture(scope="session")
+def prepared(bad_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple]:
+    """`bad_corpus` prepared at ROI 24 with a tokenizer: (cache path, (result, tokenizer))."""
+    out = tmp_path_factory.mktemp("cache") / "c"
+    tokenizer = Tokenizer.train(["HELLO WORLD", "GOOD MORNING TO YOU", "BLUE SKY"] * 4, 24)
+    result = prepare_cache(index_dataset(bad_corpus), out, PrepareConfig(roi_size=PREPARED_ROI),
+                           tokenizer=tokenizer, progress=False)
+    return out, (result, tokenizer)

@@ -16,7 +16,6 @@ from avsync.data.shards import JOURNAL_FILE
 from avsync.errors import DataError
 from avsync.media.decode import decode_media
 from avsync.media.roi import crop_mouths, whole_frame_face
-from avsync.text import Tokenizer
 from avsync.timebase import SAMPLES_PER_STEP
 
 ROI = 24
@@ -49,15 +48,6 @@ def _check_cache(cache: PreparedCache, root: Path) -> None:
         assert clip.steps == GOOD[clip_id] == cache.lengths[i]
         np.testing.assert_array_equal(clip.roi, roi)
         np.testing.assert_array_equal(clip.audio, audio)
-
-
-@pytest.fixture(scope="module")
-def prepared(bad_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    out = tmp_path_factory.mktemp("cache") / "c"
-    tokenizer = Tokenizer.train(["HELLO WORLD", "GOOD MORNING TO YOU", "BLUE SKY"] * 4, 24)
-    result = prepare_cache(index_dataset(bad_corpus), out, PrepareConfig(roi_size=ROI),
-                           tokenizer=tokenizer, progress=False)
-    return out, (result, tokenizer)
 
 
 def test_bad_inputs_are_reported_by_name_and_reason(prepared, bad_corpus: Path) -> None:

@@ -1,0 +1,263 @@
+"""The torch side of the data: Dataset over a prepared cache, collate, length-bucket sampler.
+
+The only torch module in `avsync.data`. Batches follow docs/architecture.md exactly:
+video (B, T, r, r) uint8, video_lengths (B,), audio (B, T*640) float32 in [-1, 1],
+audio_lengths (B,), tokens (B, U) int64 padded with 0, token_lengths (B,), speech_mask
+(B, T) bool, ids list[str].
+
+Randomness is a pure function of (seed, epoch, clip index), never of worker scheduling, so a
+run is reproducible with any number of DataLoader workers. Call `set_epoch` on the dataset and
+the sampler at the start of each epoch (with `persistent_workers=False`, so workers see it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from avsync.data.cache import PCM_SCALE, CachedClip, PreparedCache
+from avsync.errors import ConfigError
+from avsync.timebase import ROI_CROP, SAMPLES_PER_STEP
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Babble noise made of other clips of the same split, mixed in at a random SNR.
+
+    snr_db: (low, high) dB, drawn uniformly per clip. probability: chance a training clip
+    gets noise at all. talkers: how many other clips the babble sums.
+    """
+
+    snr_db: tuple[float, float] = (-5.0, 20.0)
+    probability: float = 0.5
+    talkers: int = 4
+
+    def __post_init__(self) -> None:
+        low, high = self.snr_db
+        if low > high or not 0.0 <= self.probability <= 1.0 or self.talkers < 1:
+            raise ConfigError(f"NoiseConfig needs snr_db (low <= high), probability in [0, 1] "
+                              f"and talkers >= 1, got {self}")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Steps [first, last) of a clip, and the words inside them (for the transcript)."""
+
+    first: int
+    last: int
+    words: tuple[tuple[str, int, int], ...] | None  # None: the whole clip, keep its tokens
+
+
+def choose_window(steps: int, words: tuple[tuple[str, int, int], ...], max_steps: int | None,
+                  rng: np.random.Generator) -> Window:
+    """A random run of whole words lasting at most `max_steps` (the whole clip if it fits).
+
+    Clips without word timings are never cut (their transcript could not follow the cut).
+    A single word longer than `max_steps` is cut to `max_steps` and kept.
+    """
+    if max_steps is None or steps <= max_steps or not words:
+        return Window(0, steps, None)
+    i = int(rng.integers(len(words)))
+    j = i
+    while j + 1 < len(words) and words[j + 1][2] - words[i][1] <= max_steps:
+        j += 1
+    first = words[i][1]
+    last = min(words[j][2], first + max_steps)
+    return Window(first, last, tuple((w, s - first, e - first) for w, s, e in words[i:j + 1]))
+
+
+class AVSpeechDataset(Dataset):
+    """Clips of one split of a `PreparedCache`, as tensors ready for `collate`.
+
+    roi_size: the network's crop r (<= the stored ROI size); random crop + horizontal flip
+    when `train`, centre crop otherwise. tokenizer: an `avsync.text.Tokenizer`; needed when
+    the cache holds no tokens or other ones (different model), or when `max_steps` cuts
+    clips. noise: babble augmentation (training only). max_steps: cut longer clips to a
+    random window of whole words (training and evaluation alike, so memory is bounded).
+    """
+
+    def __init__(self, cache: PreparedCache, split: str, *, roi_size: int = ROI_CROP,
+                 tokenizer: Any | None = None, train: bool = False,
+                 noise: NoiseConfig | None = None, seed: int = 0,
+                 max_steps: int | None = None) -> None:
+        self.cache, self.split, self.roi_size = cache, split, int(roi_size)
+        self.tokenizer, self.train, self.noise = tokenizer, train, noise
+        self.seed, self.max_steps, self.epoch = seed, max_steps, 0
+        self.indices = np.asarray(cache.split(split), dtype=np.int64)
+        if self.roi_size > cache.roi_size or self.roi_size <= 0:
+            raise ConfigError(f"roi_size {roi_size} must be in 1..{cache.roi_size}, the ROI "
+                              f"size stored in {cache.path}")
+        self._cached_tokens = tokenizer is None or tokenizer.sha256 == cache.tokenizer_sha256
+        if tokenizer is None and (cache.tokenizer_sha256 is None or max_steps is not None):
+            raise ConfigError(f"{cache.path} needs a tokenizer here: it was prepared without "
+                              "one, or max_steps cuts transcripts; pass tokenizer=Tokenizer.load(...)")
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(N,) steps per item after the `max_steps` cap, for `LengthBucketSampler`."""
+        steps = self.cache.lengths[self.indices]
+        return steps if self.max_steps is None else np.minimum(steps, self.max_steps)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _rng(self, item: int) -> np.random.Generator:
+        return np.random.default_rng((self.seed, self.epoch if self.train else 0, item))
+
+    def __getitem__(self, item: int) -> dict[str, Any]:
+        rng = self._rng(item)
+        clip = self.cache[int(self.indices[item])]
+        window = choose_window(clip.steps, clip.words, self.max_steps, rng)
+        video = self._crop(clip.roi[window.first:window.last], rng)
+        audio = clip.audio[window.first * SAMPLES_PER_STEP:window.last * SAMPLES_PER_STEP]
+        audio = audio.astype(np.float32) / PCM_SCALE
+        if self.train and self.noise is not None and rng.random() < self.noise.probability:
+            audio = self._add_babble(audio, item, rng)
+        return {"id": clip.id, "video": torch.from_numpy(video),
+                "audio": torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
+                "tokens": torch.as_tensor(self._tokens(clip, window), dtype=torch.int64),
+                "speech_mask": torch.from_numpy(clip.speech_mask[window.first:window.last].copy())}
+
+    def _crop(self, roi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(T, R, R) -> (T, r, r): random offset and flip when training, centre otherwise."""
+        spare = roi.shape[1] - self.roi_size
+        if self.train:
+            y, x = (int(v) for v in rng.integers(0, spare + 1, size=2))
+            flip = bool(rng.random() < 0.5)
+        else:
+            y = x = spare // 2
+            flip = False
+        crop = roi[:, y:y + self.roi_size, x:x + self.roi_size]
+        return np.ascontiguousarray(crop[:, :, ::-1] if flip else crop)
+
+    def _tokens(self, clip: CachedClip, window: Window) -> list[int] | np.ndarray:
+        if window.words is not None:
+            assert self.tokenizer is not None
+            return self.tokenizer.encode(" ".join(w for w, _, _ in window.words))
+        if self._cached_tokens:
+            return clip.tokens.astype(np.int64)
+        return self.tokenizer.encode(clip.text)
+
+    def _add_babble(self, audio: np.ndarray, item: int, rng: np.random.Generator) -> np.ndarray:
+        from avsync.media.noise import make_babble, mix_at_snr
+
+        assert self.noise is not None
+        others = [int(self.indices[i]) for i in _others(len(self.indices), item,
+                                                         self.noise.talkers, rng)]
+        if not others:
+            return audio
+        talkers = [self.cache[i].audio.astype(np.float32) / PCM_SCALE for i in others]
+        babble = make_babble(talkers, len(audio), rng)
+        snr = float(rng.uniform(*self.noise.snr_db))
+        return mix_at_snr(audio, babble, snr, rng)
+
+
+def _others(count: int, item: int, wanted: int, rng: np.random.Generator) -> list[int]:
+    """Up to `wanted` distinct indices in [0, count) other than `item`."""
+    pool = count - 1
+    if pool <= 0:
+        return []
+    picks = rng.choice(pool, size=min(wanted, pool), replace=False)
+    return [int(p) + (p >= item) for p in picks]
+
+
+def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Pad a list of `AVSpeechDataset` items into the batch of docs/architecture.md."""
+    if not samples:
+        raise ConfigError("collate got an empty list of samples")
+    steps = torch.tensor([s["video"].shape[0] for s in samples], dtype=torch.int64)
+    token_lengths = torch.tensor([s["tokens"].shape[0] for s in samples], dtype=torch.int64)
+    batch, longest, roi = len(samples), int(steps.max()), samples[0]["video"].shape[1:]
+    video = torch.zeros((batch, longest, *roi), dtype=torch.uint8)
+    audio = torch.zeros((batch, longest * SAMPLES_PER_STEP), dtype=torch.float32)
+    tokens = torch.zeros((batch, int(token_lengths.max())), dtype=torch.int64)
+    speech = torch.zeros((batch, longest), dtype=torch.bool)
+    for b, sample in enumerate(samples):
+        t, u = int(steps[b]), int(token_lengths[b])
+        video[b, :t] = sample["video"]
+        audio[b, :t * SAMPLES_PER_STEP] = sample["audio"]
+        tokens[b, :u] = sample["tokens"]
+        speech[b, :t] = sample["speech_mask"]
+    return {"video": video, "video_lengths": steps, "audio": audio,
+            "audio_lengths": steps * SAMPLES_PER_STEP, "tokens": tokens,
+            "token_lengths": token_lengths, "speech_mask": speech,
+            "ids": [s["id"] for s in samples]}
+
+
+class LengthBucketSampler(Sampler[list[int]]):
+    """Batches of similar length whose padded size (batch x longest) stays within
+    `max_steps_per_batch`; a batch sampler for `DataLoader(batch_sampler=...)`.
+
+    Deterministic for (seed, epoch). With `world_size` > 1 every rank gets the same number
+    of batches: `drop_last` drops the remainder (ranks then hold disjoint clips), otherwise
+    the first batches are repeated to fill the last round.
+    """
+
+    def __init__(self, lengths: Sequence[int] | np.ndarray, max_steps_per_batch: int, *,
+                 shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 drop_last: bool = False) -> None:
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        if max_steps_per_batch <= 0 or not 0 <= rank < world_size:
+            raise ConfigError(f"need max_steps_per_batch > 0 and 0 <= rank < world_size, got "
+                              f"{max_steps_per_batch}, rank {rank}, world_size {world_size}")
+        self.max_steps = int(max_steps_per_batch)
+        self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        self._batches: tuple[int, list[list[int]]] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _all_batches(self) -> list[list[int]]:
+        """Every batch of this epoch, all ranks together."""
+        rng = np.random.default_rng((self.seed, self.epoch))
+        if self.shuffle:  # jitter lengths by up to 10% so batches mix between epochs
+            keys = self.lengths * rng.uniform(0.9, 1.1, size=len(self.lengths))
+        else:
+            keys = self.lengths.astype(np.float64)
+        order = np.argsort(keys, kind="stable")
+        batches: list[list[int]] = []
+        current: list[int] = []
+        longest = 0
+        for index in order.tolist():
+            length = max(int(self.lengths[index]), 1)
+            if current and (len(current) + 1) * max(longest, length) > self.max_steps:
+                batches.append(current)
+                current, longest = [], 0
+            current.append(index)
+            longest = max(longest, length)
+        if current:
+            batches.append(current)
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+    def _rank_batches(self) -> list[list[int]]:
+        if self._batches is not None and self._batches[0] == self.epoch:
+            return self._batches[1]
+        batches = self._all_batches()
+        if self.world_size > 1:
+            if self.drop_last:
+                batches = batches[:len(batches) // self.world_size * self.world_size]
+            else:
+                rounds = math.ceil(len(batches) / self.world_size)
+                batches = [batches[i % len(batches)] for i in range(rounds * self.world_size)]
+        mine = batches[self.rank::self.world_size]
+        self._batches = (self.epoch, mine)
+        return mine
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self._rank_batches()
+
+    def __len__(self) -> int:
+        return len(self._rank_batches())
