@@ -1,0 +1,99 @@
+"""One cross-session batcher: chunks of many sessions → one `engine.advance` call on a thread.
+
+Why: a batched ONNX run of N streams costs far less than N runs (bench/serve.py measures the
+ratio of sessions held), and running it on a small thread pool keeps the event loop free to
+read sockets and answer pings. The first pending chunk waits at most `max_wait_s` for others
+to join; up to `threads` batches run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from serve.engine import ChunkInput, ChunkOutput, Engine
+from serve.metrics import Metrics
+
+R = TypeVar("R")
+_Item = tuple[Any, ChunkInput, "asyncio.Future[ChunkOutput]"]
+
+
+class Batcher:
+    def __init__(self, engine: Engine, max_batch: int, max_wait_s: float, threads: int,
+                 metrics: Metrics) -> None:
+        self.engine, self.max_batch, self.max_wait_s = engine, max_batch, max_wait_s
+        self.metrics = metrics
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="avsync-infer")
+        self._slots = asyncio.Semaphore(threads)
+        self._pending: list[_Item] = []
+        self._arrived = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="batcher")
+
+    async def advance(self, stream: Any, chunk: ChunkInput) -> ChunkOutput:
+        """One chunk of one stream, run in the next batch."""
+        future: asyncio.Future[ChunkOutput] = asyncio.get_running_loop().create_future()
+        self._pending.append((stream, chunk, future))
+        self._arrived.set()
+        return await future
+
+    async def call(self, function: Callable[..., R], *args: Any) -> R:
+        """Any other engine work (open, finish) on the same pool, never on the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        for task in list(self._running):
+            await asyncio.gather(task, return_exceptions=True)
+        self._pool.shutdown(wait=True)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._arrived.wait()
+            deadline = loop.time() + self.max_wait_s
+            while len(self._pending) < self.max_batch and (left := deadline - loop.time()) > 0:
+                self._arrived.clear()
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), left)
+                except TimeoutError:
+                    break
+            await self._slots.acquire()
+            batch = [item for item in self._pending[:self.max_batch] if not item[2].done()]
+            del self._pending[:self.max_batch]
+            if not self._pending:
+                self._arrived.clear()
+            if not batch:
+                self._slots.release()
+                continue
+            task = loop.create_task(self._execute(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _execute(self, batch: list[_Item]) -> None:
+        try:
+            outputs = await self.call(self._timed_advance, [(s, c) for s, c, _ in batch])
+        except Exception as error:  # a bug in the engine: every caller hears about it
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+        else:
+            for (*_, future), output in zip(batch, outputs, strict=True):
+                if not future.done():
+                    future.set_result(output)
+        finally:
+            self._slots.release()
+
+    def _timed_advance(self, pairs: list[tuple[Any, ChunkInput]]) -> list[ChunkOutput]:
+        began = time.perf_counter()
+        outputs = self.engine.advance(pairs)
+        self.metrics.inference_seconds.observe(time.perf_counter() - began)
+        self.metrics.batch_size.observe(len(pairs))
+        return outputs

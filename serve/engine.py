@@ -1,0 +1,103 @@
+"""The one seam between the server and a recogniser: the `Engine` protocol and its data.
+
+Why a seam: the server's machinery (sessions, batching, limits) must not care whether results
+come from the ONNX runtime or from the deterministic test engine in tests/serve/. Everything
+the server needs from a model is here; `load_engine` builds the real one around
+`avsync.runtime` (docs/architecture.md, "Runtime contract").
+
+Time base: a stream starts at step 0; step i covers stream time [40 i, 40 (i+1)) ms.
+Every call runs on an inference thread, never on the event loop; a stream is only ever in one
+call at a time, so engines keep per-stream state without locks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from serve.protocol import Task, Word
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What a model can do; summarised in `ready` and used to refuse impossible starts."""
+
+    name: str
+    version: str
+    chunk_steps: int  # steps per advance() call (a stream's last chunk may be shorter)
+    roi_stored: int  # side of the uint8 mouth ROIs the engine takes
+    tasks: tuple[Task, ...]
+    modalities: tuple[str, ...] = ("audio", "video")
+
+
+@dataclass(frozen=True)
+class ChunkInput:
+    """One chunk of one stream: `steps` steps starting at `start_step`.
+
+    audio: (steps * 640,) float32 in [-1, 1] @ 16 kHz, or None in a video-only stream.
+    faces: {track id: (steps, R, R) uint8 mouth ROIs}, R = EngineInfo.roi_stored; {} if no video.
+    primary_face: the track whose lips drive recognition and sync (None: audio only).
+    """
+
+    start_step: int
+    steps: int
+    audio: np.ndarray | None
+    faces: dict[int, np.ndarray] = field(default_factory=dict)
+    primary_face: int | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A finished segment: immutable once returned. Times in ms of stream time."""
+
+    text: str
+    start_ms: int
+    end_ms: int
+    words: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True)
+class SyncEstimate:
+    offset_ms: int  # positive = the audio lags the video
+    confidence: float
+    track: int
+
+
+@dataclass(frozen=True)
+class ChunkOutput:
+    """What one chunk changed. `partial` is the whole open hypothesis ("" = nothing open)."""
+
+    partial: str = ""
+    finals: tuple[Segment, ...] = ()
+    speaking: dict[int, float] = field(default_factory=dict)  # track → P(speaking), last step
+    sync: SyncEstimate | None = None
+
+
+class Engine(Protocol):
+    """A batched streaming recogniser. Implementations must be safe to call from several
+    threads at once for *different* streams (onnxruntime sessions are)."""
+
+    info: EngineInfo
+
+    def open_stream(self, tasks: frozenset[Task], audio: bool, video: bool) -> Any:
+        """A new stream's state (opaque to the server)."""
+        ...
+
+    def advance(self, batch: Sequence[tuple[Any, ChunkInput]]) -> list[ChunkOutput]:
+        """Run one chunk for each (stream, chunk) pair in one batched call; outputs in order."""
+        ...
+
+    def finish(self, stream: Any) -> ChunkOutput:
+        """End of stream: flush lookahead and tail padding so the last words become finals."""
+        ...
+
+
+def load_engine(model_dir: str | Path, threads: int = 1) -> Engine:
+    """The production engine: an exported model directory run by `avsync.runtime`."""
+    from serve.runtime_engine import RuntimeEngine
+
+    return RuntimeEngine.load(Path(model_dir), threads=threads)

@@ -1,0 +1,77 @@
+"""The bounded queue between a session's socket reader and its worker.
+
+Why not asyncio.Queue: the reader must be able to end the session (client gone, overload)
+even when the queue is full, and that end must overtake queued media — nobody is left to
+read results. `terminate()` does that; `get()` raises `Terminated` at once afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Terminated(Exception):
+    """The inbox was terminated; `reason` says why (set by the reader)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Inbox(Generic[T]):
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: deque[T] = deque()
+        self._readable = asyncio.Event()
+        self._space = asyncio.Event()
+        self._space.set()
+        self.reason: str | None = None
+        self._woken = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def put(self, item: T, timeout: float) -> bool:
+        """Queue `item`, waiting up to `timeout` s for space; False if still full."""
+        while len(self._items) >= self.capacity:
+            self._space.clear()
+            try:
+                await asyncio.wait_for(self._space.wait(), timeout)
+            except TimeoutError:
+                return False
+        self._items.append(item)
+        self._readable.set()
+        return True
+
+    def terminate(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self._readable.set()
+
+    def wake(self) -> None:
+        """Make a waiting `get()` return None now (its caller has something to check)."""
+        self._woken = True
+        self._readable.set()
+
+    async def get(self, timeout: float | None) -> T | None:
+        """Next item; None after `timeout` s without one or on wake(); Terminated once
+        terminated (even with items left: nobody needs them any more)."""
+        while True:
+            if self.reason is not None:
+                raise Terminated(self.reason)
+            if self._woken:
+                self._woken = False
+                return None
+            if self._items:
+                item = self._items.popleft()
+                self._space.set()
+                return item
+            self._readable.clear()
+            try:
+                await asyncio.wait_for(self._readable.wait(), timeout)
+            except TimeoutError:
+                return None

@@ -1,0 +1,393 @@
+"""The thin websockets adapter: HTTP answers, one runner per connection, graceful drain.
+
+Everything protocol-shaped is decided by `serve.session.Session`; this module only moves bytes
+and time: a reader task that always drains the socket into a bounded `Inbox` (so pongs keep
+flowing), a worker that hands media to a media thread and chunks to the cross-session
+`Batcher`, and a writer task with a bounded outbox (a client that stops reading fills it and
+is closed with 1013). `process_request` answers /healthz, /metrics, / and refuses upgrades with
+401 (token), 403 (origin) or 503 (full or draining) before a session costs anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
+from importlib import resources
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from avsync import __version__
+from serve.batcher import Batcher
+from serve.config import ServerConfig
+from serve.engine import Engine
+from serve.frames import detection_available
+from serve.inbox import Inbox, Terminated
+from serve.media_input import Chunk, MediaInput
+from serve.metrics import Metrics
+from serve.protocol import STREAM_PATH, CloseCode, ErrorCode, MediaHeader, encode
+from serve.session import Action, Capabilities, Close, Feed, Flush, Open, Phase, Send, Session
+
+log = logging.getLogger("avsync.serve")
+_CLIENT_GONE = "client_gone"
+
+
+def container_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("avsync.media.container_stream") is not None
+
+
+class AvsyncServer:
+    """Serve `engine` with `config`. Use `async with AvsyncServer(...) as server:`."""
+
+    def __init__(self, engine: Engine, config: ServerConfig) -> None:
+        self.engine, self.config = engine, config
+        self.metrics = Metrics()
+        self.capabilities = Capabilities(detect=detection_available(),
+                                         container=container_available())
+        self.runners: set[SessionRunner] = set()
+        self.draining = False
+        self.started = time.time()
+        self._page = resources.files("serve").joinpath("static/index.html").read_bytes()
+        self._server: Server | None = None
+        self.batcher: Batcher | None = None
+        self.media_pool = ThreadPoolExecutor(config.media_threads,
+                                             thread_name_prefix="avsync-media")
+
+    async def __aenter__(self) -> AvsyncServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.batcher = Batcher(self.engine, cfg.batch_max, cfg.batch_wait_ms / 1000,
+                               cfg.inference_threads, self.metrics)
+        self.batcher.start()
+        self._server = await serve(
+            self._handle, cfg.host, cfg.port, process_request=self._process_request,
+            compression=None, max_size=cfg.max_message_bytes, max_queue=16,
+            ping_interval=cfg.ping_interval_s, ping_timeout=cfg.ping_timeout_s,
+            close_timeout=cfg.close_timeout_s, write_limit=cfg.write_limit_bytes,
+            server_header=f"avsync/{__version__}")
+        log.info(json.dumps({"event": "listening", "host": cfg.host, "port": self.port}))
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Stop accepting; open sessions flush their finals and `done`; then close the rest."""
+        self.draining = True
+        assert self._server is not None
+        self._server.server.close()  # no new TCP connections; upgrades in flight get 503
+        for runner in list(self.runners):
+            runner.shut_down()
+        pending = [r.task for r in self.runners if r.task is not None]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout or self.config.drain_timeout_s)
+        log.info(json.dumps({"event": "drained", "left": len(self.runners)}))
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        if self.batcher is not None:
+            await self.batcher.close()
+        self.media_pool.shutdown(wait=True)
+
+    # --- HTTP ----------------------------------------------------------------------------
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path == "/healthz":
+            return self._respond(HTTPStatus.OK, "application/json", json.dumps(self.health()))
+        if path == "/metrics":
+            return self._respond(HTTPStatus.OK, "text/plain; version=0.0.4; charset=utf-8",
+                                 self.metrics.render())
+        if path in ("/", "/index.html"):
+            return self._respond(HTTPStatus.OK, "text/html; charset=utf-8", self._page)
+        if path != STREAM_PATH:
+            return self._respond(HTTPStatus.NOT_FOUND, "text/plain",
+                                 f"no such path {path!r}; the stream is at {STREAM_PATH}\n")
+        if self.draining or len(self.runners) >= self.config.max_sessions:
+            why = "draining" if self.draining else f"{len(self.runners)} sessions open"
+            return self._respond(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain",
+                                 f"server busy ({why}); retry later\n", {"Retry-After": "5"})
+        origins = self.config.allowed_origins
+        if origins is not None and request.headers.get("Origin") not in origins:
+            return self._respond(HTTPStatus.FORBIDDEN, "text/plain",
+                                 f"origin {request.headers.get('Origin')!r} is not allowed\n")
+        if self.config.token is not None and not self._authorized(request):
+            return self._respond(HTTPStatus.UNAUTHORIZED, "text/plain",
+                                 "missing or wrong token: send 'Authorization: Bearer TOKEN' "
+                                 "or ?token=TOKEN\n", {"WWW-Authenticate": "Bearer"})
+        return None
+
+    def _authorized(self, request: Request) -> bool:
+        assert self.config.token is not None
+        given = request.headers.get("Authorization", "")
+        token = given[7:] if given.startswith("Bearer ") else None
+        query = parse_qs(urlsplit(request.path).query).get("token", [])
+        token = token if token is not None else (query[0] if query else "")
+        return hmac.compare_digest(token.encode(), self.config.token.encode())
+
+    def _respond(self, status: HTTPStatus, content_type: str, body: str | bytes,
+                 extra: dict[str, str] | None = None) -> Response:
+        self.metrics.http_requests.inc(status=str(status.value))
+        data = body.encode() if isinstance(body, str) else body
+        headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(data))),
+                           ("Connection", "close"), *(extra or {}).items()])
+        return Response(status.value, status.phrase, headers, data)
+
+    def health(self) -> dict[str, object]:
+        info = self.engine.info
+        p95 = self.metrics.partial_latency.quantile(0.95)
+        return {"status": "draining" if self.draining else "ok", "version": __version__,
+                "model": info.name, "model_version": info.version,
+                "sessions": len(self.runners), "max_sessions": self.config.max_sessions,
+                "uptime_s": round(time.time() - self.started, 3),
+                "partial_latency_p95_ms": None if p95 is None else round(p95 * 1000, 1)}
+
+    # --- websocket -----------------------------------------------------------------------
+    async def _handle(self, connection: ServerConnection) -> None:
+        runner = SessionRunner(self, connection)
+        runner.task = asyncio.current_task()
+        self.runners.add(runner)
+        self.metrics.sessions_active.set(len(self.runners))
+        try:
+            await runner.run()
+        finally:
+            self.runners.discard(runner)
+            self.metrics.sessions_active.set(len(self.runners))
+
+
+class SessionRunner:
+    """Carries out one Session's actions over one connection."""
+
+    def __init__(self, server: AvsyncServer, connection: ServerConnection) -> None:
+        self.server, self.ws, self.config = server, connection, server.config
+        self.metrics = server.metrics
+        self.session = Session(uuid.uuid4().hex[:12], self.config, server.engine.info,
+                               server.capabilities)
+        self.inbox: Inbox[tuple[str | bytes, float]] = Inbox(self.config.inbox_messages)
+        self.outbox: asyncio.Queue[str | Close] = asyncio.Queue(self.config.outbox_messages)
+        self.task: asyncio.Task | None = None
+        self.media: MediaInput | None = None
+        self.stream: object | None = None
+        self._opened = time.monotonic()
+        self._last_message = self._opened
+        self._clock: tuple[float, int] | None = None  # (arrival, capture µs) of first media
+        self._shutdown = False
+
+    def shut_down(self) -> None:
+        """SIGTERM: take what was received, then flush, send finals and `done`, and close."""
+        self._shutdown = True
+        self.inbox.wake()
+
+    async def run(self) -> None:
+        self._log("session_open", peer=str(self.ws.remote_address))
+        reader = asyncio.create_task(self._read())
+        writer = asyncio.create_task(self._write())
+        try:
+            try:
+                await self._work()
+            except Terminated as ended:
+                await self._end_abruptly(ended.reason, writer)
+            except Exception:
+                log.exception("session %s failed", self.session.id)
+                await self._end_abruptly(ErrorCode.INTERNAL.value, writer)
+            try:
+                await asyncio.wait_for(asyncio.shield(writer), self.config.close_timeout_s * 2)
+            except TimeoutError:  # the client stopped reading while we sent the last results
+                writer.cancel()
+                await self._close_ws(CloseCode.TRY_AGAIN_LATER, ErrorCode.CLIENT_NOT_READING)
+        finally:
+            reader.cancel()
+            writer.cancel()
+            self.metrics.sessions_total.inc(outcome=self.session.phase.value)
+            self._log("session_closed", audio_ms=self.media.audio_ms if self.media else 0,
+                      frames=self.media.frames_accepted if self.media else 0)
+
+    def _log(self, event: str, **fields: object) -> None:
+        log.info(json.dumps({"event": event, "session": self.session.id, **fields}))
+
+    # --- the three tasks -----------------------------------------------------------------
+    async def _read(self) -> None:
+        """Always drain the socket: websockets pauses reading (and pongs) when we don't."""
+        try:
+            async for message in self.ws:
+                now = time.monotonic()
+                self._last_message = now
+                kind = "text" if isinstance(message, str) else "binary"
+                self.metrics.messages.inc(direction="in", kind=kind)
+                self.metrics.bytes.inc(len(message), direction="in")
+                if not await self.inbox.put((message, now), self.config.inbox_grace_s):
+                    self.inbox.terminate(ErrorCode.OVERLOADED.value)
+                    return
+        except ConnectionClosed:
+            pass
+        self.inbox.terminate(_CLIENT_GONE)
+
+    async def _write(self) -> None:
+        while True:
+            item = await self.outbox.get()
+            if isinstance(item, Close):
+                await self._close_ws(item.code, item.reason)
+                return
+            try:
+                await self.ws.send(item)
+            except ConnectionClosed:
+                return
+            self.metrics.messages.inc(direction="out", kind="text")
+            self.metrics.bytes.inc(len(item), direction="out")
+
+    async def _work(self) -> None:
+        while self.session.phase is not Phase.CLOSED:
+            item = await self.inbox.get(0.0 if self._shutdown else self._timeout())
+            if item is None:
+                await self._carry_out(self._timed_end())
+                continue
+            message, received = item
+            actions = (self.session.on_text(message) if isinstance(message, str)
+                       else self.session.on_binary(message))
+            await self._carry_out(actions, received)
+
+    # --- actions -------------------------------------------------------------------------
+    async def _carry_out(self, actions: Iterable[Action], received: float | None = None) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self._send(action)
+            elif isinstance(action, Close):
+                self._queue(action)
+            elif isinstance(action, Open):
+                self._open(action)
+            elif isinstance(action, Feed):
+                assert received is not None
+                await self._feed(action, received)
+            elif isinstance(action, Flush):
+                await self._flush()
+
+    def _send(self, action: Send) -> None:
+        code = getattr(action.message, "code", None)
+        if code is not None:
+            self.metrics.errors.inc(code=str(code))
+        self._queue(encode(action.message))
+
+    def _queue(self, item: str | Close) -> None:
+        try:
+            self.outbox.put_nowait(item)
+        except asyncio.QueueFull:
+            raise Terminated(ErrorCode.CLIENT_NOT_READING.value) from None
+
+    def _open(self, action: Open) -> None:
+        engine, cfg, start = self.server.engine, self.config, action.start
+        self.media = MediaInput(start, engine.info.chunk_steps, engine.info.roi_stored,
+                                cfg.max_faces, cfg.max_av_skew_s)
+        self.stream = engine.open_stream(frozenset(start.tasks), self.media.has_audio,
+                                         self.media.has_video)
+
+    async def _feed(self, action: Feed, received: float) -> None:
+        assert self.media is not None
+        self._check_lag(action.header, received)
+        loop = asyncio.get_running_loop()
+        fed = await loop.run_in_executor(self.server.media_pool, self.media.feed,
+                                         action.header, action.payload)
+        if fed.errors:
+            await self._carry_out(self.session.on_media_errors(action.header, fed.errors))
+        for chunk in fed.chunks:
+            await self._run_chunk(chunk)
+            self.metrics.partial_latency.observe(time.monotonic() - received)
+
+    def _check_lag(self, header: MediaHeader, received: float) -> None:
+        """Overload = processing behind real time by more than max_lag_s.
+
+        Real time is the later of a message's arrival and its place in the stream's own
+        schedule (first arrival + capture-time offset), so a client sending faster than real
+        time (--fast) is never counted as lag, only a server that falls behind.
+        """
+        if self._clock is None:
+            self._clock = (received, header.timestamp_us)
+        arrival0, capture0 = self._clock
+        due = max(received, arrival0 + (header.timestamp_us - capture0) / 1e6)
+        if time.monotonic() - due > self.config.max_lag_s:
+            raise Terminated(ErrorCode.OVERLOADED.value)
+
+    async def _run_chunk(self, chunk: Chunk) -> None:
+        assert self.server.batcher is not None
+        output = await self.server.batcher.advance(self.stream, chunk.input)
+        await self._carry_out(self.session.on_output(output, chunk))
+
+    async def _flush(self) -> None:
+        assert self.media is not None and self.server.batcher is not None
+        loop = asyncio.get_running_loop()
+        chunks = await loop.run_in_executor(self.server.media_pool, self.media.flush)
+        for chunk in chunks:
+            await self._run_chunk(chunk)
+        output = await self.server.batcher.call(self.server.engine.finish, self.stream)
+        await self._carry_out(self.session.on_output(output))
+        await self._carry_out(self.session.flushed(self.media.audio_ms,
+                                                   self.media.frames_accepted))
+
+    # --- ends ----------------------------------------------------------------------------
+    def _timeout(self) -> float:
+        now = time.monotonic()
+        idle = self._last_message + self.config.idle_timeout_s - now
+        length = self._opened + self.config.max_session_s - now
+        return max(0.0, min(idle, length))
+
+    def _timed_end(self) -> list[Action]:
+        """The inbox is empty and a deadline (or shutdown) came: end the session if due."""
+        now, cfg = time.monotonic(), self.config
+        if self._shutdown:
+            return self.session.end(ErrorCode.SHUTTING_DOWN, "the server is shutting down; "
+                                    "what you sent was recognised, finals and done follow")
+        if now >= self._opened + cfg.max_session_s:
+            return self.session.end(ErrorCode.SESSION_TOO_LONG,
+                                    f"session reached its {cfg.max_session_s:g} s limit; it was "
+                                    "flushed and ended, start a new one to go on")
+        if now >= self._last_message + cfg.idle_timeout_s:
+            return self.session.end(ErrorCode.IDLE_TIMEOUT, f"no message for "
+                                    f"{cfg.idle_timeout_s:g} s; the session was flushed and ended")
+        return []
+
+    async def _end_abruptly(self, reason: str, writer: asyncio.Task) -> None:
+        """The client is gone, too slow to read, or we are overloaded: no flush, say why."""
+        self.metrics.errors.inc(code=reason)
+        if reason == _CLIENT_GONE:
+            self.session.phase = Phase.CLOSED
+            return
+        text = {
+            ErrorCode.OVERLOADED: "the server cannot keep up with this session in real time; "
+                                  "media after the last final was not recognised, retry later",
+            ErrorCode.CLIENT_NOT_READING: "the client stopped reading results; closing",
+        }.get(ErrorCode(reason), "internal server error")
+        close = CloseCode.INTERNAL if reason == ErrorCode.INTERNAL else CloseCode.TRY_AGAIN_LATER
+        actions = self.session.abort(ErrorCode(reason), text, close)
+        if reason == ErrorCode.CLIENT_NOT_READING:
+            writer.cancel()
+            await self._close_ws(close, reason)
+            return
+        while not self.outbox.empty():  # nothing queued may overtake the error
+            self.outbox.get_nowait()
+        for action in actions:
+            self.outbox.put_nowait(encode(action.message) if isinstance(action, Send) else action)
+
+    async def _close_ws(self, code: int, reason: str) -> None:
+        try:
+            await asyncio.wait_for(self.ws.close(code, reason), self.config.close_timeout_s)
+        except TimeoutError:
+            self.ws.transport.abort()

@@ -1,0 +1,366 @@
+"""The sans-I/O session: protocol v1's state machine, with no sockets, threads or clocks.
+
+Why sans-I/O: every rule of the protocol (what may come when, which errors are fatal, when
+`done` may go out, which segment a partial belongs to) is decided here by plain method calls
+that return *actions*, so tests drive it directly and the websocket adapter (server.py) only
+carries actions out. Time-based events (idle timeout, session length, shutdown) come in as
+calls to `end()`; media work goes out as `Feed` actions for a media thread.
+
+Phases: WAITING (for `start`) → STREAMING → ENDING (no more input; flushing) → CLOSED.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from avsync.errors import ProtocolError
+from avsync.timebase import STEP_MS
+from serve.config import ServerConfig
+from serve.engine import ChunkOutput, EngineInfo
+from serve.media_input import Chunk
+from serve.parse import parse_client_message
+from serve.protocol import (
+    FACE_BOX,
+    BinaryKind,
+    CloseCode,
+    Done,
+    End,
+    Error,
+    ErrorCode,
+    FaceMode,
+    Final,
+    Limits,
+    MediaHeader,
+    ModelSummary,
+    Partial,
+    Ready,
+    ServerMessage,
+    Speakers,
+    SpeakerTrack,
+    Start,
+    Sync,
+    Task,
+    unpack_media,
+)
+
+
+class Phase(StrEnum):
+    WAITING = "waiting"
+    STREAMING = "streaming"
+    ENDING = "ending"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class Send:
+    message: ServerMessage
+
+
+@dataclass(frozen=True)
+class Close:
+    code: CloseCode
+    reason: str
+
+
+@dataclass(frozen=True)
+class Open:
+    """Create the session's media input and engine stream for this start (before Ready goes)."""
+
+    start: Start
+
+
+@dataclass(frozen=True)
+class Feed:
+    """Decode this accepted media message and run the chunks it completes."""
+
+    header: MediaHeader
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Flush:
+    """No more input: flush media and the engine, hand results back, then call `flushed()`."""
+
+
+Action = Send | Close | Open | Feed | Flush
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What this server build can decode, decided once at start-up."""
+
+    detect: bool  # avsync.media.faces is available
+    container: bool  # avsync.media.container_stream is available
+
+
+class Session:
+    def __init__(self, session_id: str, config: ServerConfig, info: EngineInfo,
+                 capabilities: Capabilities) -> None:
+        self.id, self.config, self.info, self.capabilities = session_id, config, info, capabilities
+        self.phase = Phase.WAITING
+        self.start: Start | None = None
+        self.tasks: frozenset[Task] = frozenset()
+        self._last: dict[BinaryKind, MediaHeader] = {}
+        self._segment = 0  # id of the open segment; finals close it
+        self._partial = ""
+        self._last_speakers: int | None = None
+        self._last_sync: int | None = None
+        self._end_reason = "end"
+        self._end_close = CloseCode.NORMAL
+
+    # --- client input --------------------------------------------------------------------
+    def on_text(self, text: str) -> list[Action]:
+        try:
+            message = parse_client_message(text)
+        except ProtocolError as error:
+            if self.phase is Phase.WAITING and error.fatal:
+                return self._refuse(error)
+            return [self._error(error.code, str(error))]
+        if isinstance(message, Start):
+            return self._on_start(message)
+        assert isinstance(message, End)
+        if self.phase is Phase.WAITING:
+            return self._refuse(ProtocolError(ErrorCode.NOT_STARTED,
+                                              "`end` before `start`: nothing to end"))
+        if self.phase is not Phase.STREAMING:
+            return [self._error(ErrorCode.AFTER_END, "`end` was already received")]
+        return self._begin_end("end", CloseCode.NORMAL)
+
+    def on_binary(self, data: bytes) -> list[Action]:
+        if self.phase is Phase.WAITING:
+            return self._refuse(ProtocolError(
+                ErrorCode.NOT_STARTED, f"binary message of {len(data)} bytes before `start`; "
+                "send the start message first and wait for `ready`"))
+        if self.phase is not Phase.STREAMING:
+            return [self._error(ErrorCode.AFTER_END,
+                                "media after `end` (or after the session ended) is ignored")]
+        try:
+            header, payload = unpack_media(data)
+        except ProtocolError as error:
+            return [self._error(error.code, str(error))]
+        refused = self._check_media(header, len(payload))
+        if refused is not None:
+            code, message = refused
+            return [self._error(code, message, kind=header.kind.name.lower(), seq=header.seq)]
+        self._last[header.kind] = header
+        return [Feed(header, bytes(payload))]
+
+    # --- results and events from the I/O layer --------------------------------------------
+    def on_media_errors(self, header: MediaHeader, errors: list[ProtocolError]) -> list[Action]:
+        actions: list[Action] = []
+        for error in errors:
+            actions.append(self._error(error.code, str(error), fatal=error.fatal,
+                                       kind=header.kind.name.lower(), seq=header.seq))
+            if error.fatal and self.phase is Phase.STREAMING:
+                actions += self._begin_end("error", CloseCode.POLICY)
+        return actions
+
+    def on_output(self, out: ChunkOutput, chunk: Chunk | None = None) -> list[Action]:
+        """Engine results → messages: finals, the new partial, throttled speakers and sync."""
+        if self.phase is Phase.CLOSED:
+            return []
+        messages: list[ServerMessage] = []
+        if Task.TRANSCRIPT in self.tasks:
+            for segment in out.finals:
+                messages.append(Final(self._segment, segment.text, segment.start_ms,
+                                      segment.end_ms, segment.words))
+                self._segment += 1
+                self._partial = ""
+            if out.partial and out.partial != self._partial:
+                messages.append(Partial(self._segment, out.partial))
+                self._partial = out.partial
+        if chunk is not None:
+            messages += self._reports(out, chunk)
+        return [Send(m) for m in messages]
+
+    def end(self, code: ErrorCode, message: str) -> list[Action]:
+        """A server-side end: idle timeout, session length, shutdown. Flushes if streaming."""
+        close = CloseCode.GOING_AWAY if code is ErrorCode.SHUTTING_DOWN else CloseCode.NORMAL
+        if self.phase is Phase.WAITING:
+            self.phase = Phase.CLOSED
+            return [Send(Error(code, message, fatal=True)), Close(close, code.value)]
+        if self.phase is not Phase.STREAMING:
+            return []
+        return [self._error(code, message, fatal=True), *self._begin_end(code.value, close)]
+
+    def flushed(self, audio_ms: int, video_frames: int) -> list[Action]:
+        """Every chunk and the engine's finish() went through on_output: `done`, then close."""
+        assert self.phase is Phase.ENDING, self.phase
+        self.phase = Phase.CLOSED
+        done = Done(self._segment, audio_ms, video_frames, self._end_reason)
+        return [Send(done), Close(self._end_close, self._end_reason)]
+
+    def abort(self, code: ErrorCode, message: str, close: CloseCode) -> list[Action]:
+        """Give up now (overload, a bug): error and close, no flush. Idempotent."""
+        if self.phase is Phase.CLOSED:
+            return []
+        self.phase = Phase.CLOSED
+        return [Send(Error(code, message, fatal=True)), Close(close, code.value)]
+
+    # --- internals -----------------------------------------------------------------------
+    def _on_start(self, start: Start) -> list[Action]:
+        if self.phase is not Phase.WAITING:
+            return [self._error(ErrorCode.ALREADY_STARTED, "`start` was already accepted")]
+        try:
+            self._check_start(start)
+        except ProtocolError as error:
+            return self._refuse(error)
+        self.phase, self.start, self.tasks = Phase.STREAMING, start, frozenset(start.tasks)
+        return [Open(start), Send(Ready(self.id, self._summary(), self._limits(), start.tasks))]
+
+    def _check_start(self, start: Start) -> None:
+        cfg, audio, video = self.config, start.audio, start.video
+        if audio is not None and audio.sample_rate not in cfg.sample_rates:
+            raise _fatal(ErrorCode.UNSUPPORTED_AUDIO,
+                         f"sample rate {audio.sample_rate} Hz is not supported; use one of "
+                         f"{list(cfg.sample_rates)} (16000 needs no resampling)")
+        if audio is not None and audio.channels > 2:
+            raise _fatal(ErrorCode.UNSUPPORTED_AUDIO,
+                         f"{audio.channels} audio channels; send mono or stereo")
+        if video is not None:
+            self._check_video(start)
+        missing = set(start.tasks) - set(self.info.tasks)
+        if missing:
+            raise _fatal(ErrorCode.BAD_START, f"model {self.info.name!r} cannot do "
+                         f"{sorted(missing)}; it does {[t.value for t in self.info.tasks]}")
+        if video is None and ({Task.SPEAKERS, Task.SYNC} & set(start.tasks)):
+            raise _fatal(ErrorCode.BAD_START, "tasks 'speakers' and 'sync' need video")
+        if audio is None and not (video and video.encoding.is_container) \
+                and Task.SYNC in start.tasks:
+            raise _fatal(ErrorCode.BAD_START, "task 'sync' needs audio and video")
+
+    def _check_video(self, start: Start) -> None:
+        video = start.video
+        assert video is not None
+        if video.width and video.height and video.width * video.height > \
+                self.config.max_frame_pixels:
+            raise _fatal(ErrorCode.UNSUPPORTED_VIDEO,
+                         f"frames of {video.width}x{video.height} exceed this server's "
+                         f"{self.config.max_frame_pixels} pixels; scale them down")
+        if video.encoding.is_container and not self.capabilities.container:
+            raise _fatal(ErrorCode.UNSUPPORTED_VIDEO,
+                         f"{video.encoding.value} streams are not supported by this server "
+                         "build; send jpeg or raw frames")
+        if video.faces is FaceMode.DETECT and not self.capabilities.detect:
+            raise _fatal(ErrorCode.UNSUPPORTED_VIDEO,
+                         "face detection is not available in this server build; use "
+                         "'whole-frame' or 'client-boxes'")
+
+    def _check_media(self, header: MediaHeader, size: int) -> tuple[ErrorCode, str] | None:
+        """Why this media message is refused (code, message), or None to accept it."""
+        start = self.start
+        assert start is not None
+        allowed = _allowed_kinds(start)
+        if header.kind not in allowed:
+            return (ErrorCode.UNEXPECTED_KIND,
+                    f"{header.kind.name} messages are not part of this session (start "
+                    f"allows {sorted(k.name for k in allowed)})")
+        last = self._last.get(header.kind)
+        if last is not None and header.seq <= last.seq:
+            return (ErrorCode.BAD_SEQUENCE,
+                    f"{header.kind.name} sequence number {header.seq} does not increase "
+                    f"(last was {last.seq}); the message was dropped")
+        if last is not None and header.timestamp_us < last.timestamp_us:
+            return (ErrorCode.BAD_TIMESTAMP,
+                    f"{header.kind.name} timestamp {header.timestamp_us} µs goes back "
+                    f"from {last.timestamp_us} µs; the message was dropped")
+        expected = _payload_rule(start, header.kind, self.config.max_faces)
+        if not expected(size):
+            return (ErrorCode.BAD_PAYLOAD_SIZE, f"{header.kind.name} payload of {size} bytes: "
+                    f"{expected.__doc__}; the message was dropped")
+        return None
+
+    def _reports(self, out: ChunkOutput, chunk: Chunk) -> list[ServerMessage]:
+        end_step = chunk.input.start_step + chunk.input.steps
+        time_ms = (end_step - 1) * STEP_MS
+        messages: list[ServerMessage] = []
+        every = self.config.speakers_every_steps
+        if Task.SPEAKERS in self.tasks and out.speaking and chunk.boxes \
+                and (self._last_speakers is None or end_step - self._last_speakers >= every):
+            tracks = tuple(SpeakerTrack(t, _box(chunk.boxes[t]), round(p, 4))
+                           for t, p in sorted(out.speaking.items()) if t in chunk.boxes)
+            messages.append(Speakers(time_ms, tracks))
+            self._last_speakers = end_step
+        every = self.config.sync_every_steps
+        if Task.SYNC in self.tasks and out.sync is not None \
+                and (self._last_sync is None or end_step - self._last_sync >= every):
+            sync = out.sync
+            messages.append(Sync(time_ms, sync.offset_ms, round(sync.confidence, 4), sync.track))
+            self._last_sync = end_step
+        return messages
+
+    def _begin_end(self, reason: str, close: CloseCode) -> list[Action]:
+        self.phase, self._end_reason, self._end_close = Phase.ENDING, reason, close
+        return [Flush()]
+
+    def _refuse(self, error: ProtocolError) -> list[Action]:
+        """A fatal problem before streaming: error, then close without `done`."""
+        self.phase = Phase.CLOSED
+        return [Send(Error(error.code, str(error), fatal=True)),
+                Close(CloseCode.POLICY, error.code)]
+
+    @staticmethod
+    def _error(code: str, message: str, fatal: bool = False, kind: str | None = None,
+               seq: int | None = None) -> Send:
+        return Send(Error(ErrorCode(code), message, fatal, kind, seq))
+
+    def _summary(self) -> ModelSummary:
+        info = self.info
+        return ModelSummary(info.name, info.version, info.chunk_steps * STEP_MS,
+                            info.roi_stored, info.tasks, info.modalities)
+
+    def _limits(self) -> Limits:
+        cfg = self.config
+        return Limits(cfg.max_message_bytes, cfg.max_session_s, cfg.idle_timeout_s,
+                      cfg.max_faces, cfg.sample_rates)
+
+
+def _fatal(code: ErrorCode, message: str) -> ProtocolError:
+    return ProtocolError(code, message, fatal=True)
+
+
+def _box(box) -> tuple[float, float, float, float]:
+    return (round(box.x, 1), round(box.y, 1), round(box.w, 1), round(box.h, 1))
+
+
+def _allowed_kinds(start: Start) -> frozenset[BinaryKind]:
+    kinds = set()
+    if start.audio is not None:
+        kinds.add(BinaryKind.AUDIO)
+    if start.video is not None:
+        kinds.add(BinaryKind.CONTAINER if start.video.encoding.is_container
+                  else BinaryKind.VIDEO)
+        if start.video.faces is FaceMode.CLIENT_BOXES:
+            kinds.add(BinaryKind.FACE_BOXES)
+    return frozenset(kinds)
+
+
+def _payload_rule(start: Start, kind: BinaryKind, max_faces: int):
+    """A predicate on the payload size whose docstring says what was expected."""
+    if kind is BinaryKind.AUDIO:
+        assert start.audio is not None
+        frame = start.audio.encoding.sample_bytes * start.audio.channels
+
+        def rule(size: int) -> bool:
+            return size > 0 and size % frame == 0
+        rule.__doc__ = (f"expected a positive multiple of {frame} bytes "
+                        f"({start.audio.encoding.value} x {start.audio.channels} channel(s))")
+    elif kind is BinaryKind.VIDEO and start.video and start.video.encoding.pixel_bytes:
+        video = start.video
+        want = video.width * video.height * video.encoding.pixel_bytes  # type: ignore[operator]
+
+        def rule(size: int) -> bool:
+            return size == want
+        rule.__doc__ = (f"expected exactly {want} bytes ({video.width}x{video.height} "
+                        f"{video.encoding.value})")
+    elif kind is BinaryKind.FACE_BOXES:
+        def rule(size: int) -> bool:
+            return size % FACE_BOX.size == 0 and size <= max_faces * FACE_BOX.size
+        rule.__doc__ = (f"expected a multiple of {FACE_BOX.size} bytes (one record per face), "
+                        f"at most {max_faces} faces")
+    else:
+        def rule(size: int) -> bool:
+            return size > 0
+        rule.__doc__ = "expected a non-empty payload"
+    return rule
