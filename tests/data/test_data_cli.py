@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,14 @@ def test_errors_are_messages_through_the_avsync_command(tmp_path: Path,
     assert avsync_cli.main(["data", "index", str(tmp_path)]) == 1
     assert "no corpus found" in capsys.readouterr().err
     assert avsync_cli.main(["data", "stats", str(tmp_path / "nothing.jsonl")]) == 1
+
+
+def test_index_prepare_and_cache_run_without_torch(bad_corpus: Path, tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from avsync.data import cache, cli, index, prepare, segment, stats\n"
+            f"m = index.index_dataset({str(bad_corpus)!r})\n"
+            f"r = prepare.prepare_cache(m, {str(tmp_path / 'c')!r}, progress=False)\n"
+            f"print(len(cache.PreparedCache({str(tmp_path / 'c')!r})))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["3"]
