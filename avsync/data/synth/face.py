@@ -1,0 +1,395 @@
+"""A rendered talking face: per-speaker identity, per-frame head motion, blinks, lighting, noise.
+
+Why a drawn face and not a photo: the mouth must follow the articulation track exactly, and each
+synthetic speaker needs a distinct, consistent look (skin, face shape, lips, hair, background) so
+that speaker-disjoint splits mean something. Everything is drawn with OpenCV's anti-aliased
+polygons at twice the output size and area-downsampled, so edges are smooth and sub-pixel motion
+is visible.
+
+Geometry follows the project's ROI convention (`avsync.media.roi`): the face is centred in its
+square frame and the mouth sits at (0.50, 0.70) of it, i.e. (80, 112) in a 160×160 frame, so the
+fixed mouth crop of training catches it; head motion is kept small enough that it never leaves
+that crop. Coordinates below are in a 160×160 canonical frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from avsync.data.synth.mouth import JAW_DROP, MouthShape, draw_mouth, mouth_shape
+from avsync.data.synth.visemes import JAW, ArticulationStyle, smooth_noise
+from avsync.media.roi import MOUTH_CENTER_X, MOUTH_CENTER_Y
+from avsync.timebase import FPS
+
+CANVAS: int = 160  # canonical face-box side in pixels (LRS2 frames are 160×160)
+SUPERSAMPLE: int = 2
+_SHIFT: int = 4  # fixed-point bits for cv2's sub-pixel polygon drawing
+MOUTH_X, MOUTH_Y = MOUTH_CENTER_X * CANVAS, MOUTH_CENTER_Y * CANVAS  # (80, 112)
+
+SKIN_TONES = ((255, 224, 196), (241, 194, 160), (224, 172, 135), (198, 142, 105),
+              (171, 116, 82), (141, 90, 60), (110, 68, 45), (84, 52, 36))
+HAIR_COLOURS = ((20, 17, 15), (45, 32, 24), (84, 58, 38), (140, 100, 60), (196, 160, 98),
+                (150, 70, 40), (160, 160, 158), (70, 50, 40))
+IRIS_COLOURS = ((70, 45, 25), (95, 65, 35), (60, 95, 140), (80, 110, 70), (110, 90, 50))
+HAIR_STYLES = ("short", "long", "bald", "bun", "fringe")
+BACKGROUNDS = ("gradient", "blobs", "stripes", "tiles")
+
+Colour = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class FaceIdentity:
+    """Everything that makes one synthetic speaker look like themselves (pixels: 160 canvas)."""
+
+    skin: Colour
+    lip: Colour
+    hair: Colour
+    iris: Colour
+    shirt: Colour
+    background: Colour
+    background_accent: Colour
+    background_style: str
+    background_seed: int
+    face_half_width: float
+    face_half_height: float
+    face_center_y: float
+    chin_taper: float  # 0 round jaw … 1 pointed chin
+    eye_y: float
+    eye_spacing: float  # half the distance between the eye centres
+    eye_size: float  # half width of an eye
+    brow_thickness: float
+    brow_arch: float
+    nose_length: float
+    nose_width: float
+    mouth_width: float  # at rest, lip corner to corner
+    upper_lip: float  # thickness at rest
+    lower_lip: float
+    hair_style: str
+    hairline: float  # y of the hairline at the centre
+    glasses: bool
+    blink_rate: float  # blinks per second
+    motion: float  # head-motion amplitude scale, about 1
+    style: ArticulationStyle
+
+    def to_json(self) -> dict:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "style"}
+        out["style"] = vars(self.style).copy()
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items()}
+
+
+def _jitter(rng: np.random.Generator, colour: Colour, amount: float) -> Colour:
+    return tuple(int(np.clip(c + rng.normal(0, amount), 0, 255)) for c in colour)  # type: ignore
+
+
+def _mix(a: Colour, b: Colour, t: float) -> Colour:
+    return tuple(int(round((1 - t) * x + t * y)) for x, y in zip(a, b, strict=True))  # type: ignore
+
+
+def random_identity(rng: np.random.Generator, feminine: bool) -> FaceIdentity:
+    """A new face; `feminine` nudges face size, lips, brows and hair towards typical female looks."""
+    skin = _jitter(rng, SKIN_TONES[int(rng.integers(len(SKIN_TONES)))], 6)
+    lip = _mix(skin, (150, 40, 55) if feminine and rng.random() < 0.5 else (120, 50, 50),
+               float(rng.uniform(0.35, 0.6)))
+    styles = ("long", "bun", "fringe", "short") if feminine else ("short", "bald", "fringe", "short")
+    grey = rng.uniform(60, 200)
+    background = tuple(int(0.55 * grey + 0.45 * c) for c in rng.uniform(30, 230, 3))
+    half_width = float(rng.uniform(45, 52) - (2 if feminine else 0))
+    return FaceIdentity(
+        skin=skin, lip=lip, hair=_jitter(rng, HAIR_COLOURS[int(rng.integers(len(HAIR_COLOURS)))], 8),
+        iris=IRIS_COLOURS[int(rng.integers(len(IRIS_COLOURS)))],
+        shirt=tuple(int(v) for v in rng.integers(20, 220, 3)),  # type: ignore[arg-type]
+        background=background,  # type: ignore[arg-type]
+        background_accent=_jitter(rng, background, 40),  # type: ignore[arg-type]
+        background_style=BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))],
+        background_seed=int(rng.integers(2**31)),
+        face_half_width=half_width, face_half_height=float(rng.uniform(60, 66)),
+        face_center_y=float(rng.uniform(84, 88)), chin_taper=float(rng.uniform(0.15, 0.55)),
+        eye_y=float(rng.uniform(70, 75)), eye_spacing=float(rng.uniform(20, 24)),
+        eye_size=float(rng.uniform(7.5, 9.5)),
+        brow_thickness=float(rng.uniform(1.6, 2.4) if feminine else rng.uniform(2.3, 3.6)),
+        brow_arch=float(rng.uniform(1.0, 4.0)), nose_length=float(rng.uniform(19, 24)),
+        nose_width=float(rng.uniform(8, 11)), mouth_width=float(rng.uniform(39, 47)),
+        upper_lip=float(rng.uniform(3.0, 4.5) + (0.6 if feminine else 0)),
+        lower_lip=float(rng.uniform(4.0, 6.0) + (0.6 if feminine else 0)),
+        hair_style=styles[int(rng.integers(len(styles)))], hairline=float(rng.uniform(36, 44)),
+        glasses=bool(rng.random() < 0.2), blink_rate=float(rng.uniform(0.15, 0.45)),
+        motion=float(rng.uniform(0.6, 1.3)),
+        style=ArticulationStyle(jaw=float(rng.uniform(0.8, 1.2)),
+                                width=float(rng.uniform(0.8, 1.2)),
+                                round=float(rng.uniform(0.8, 1.2))))
+
+
+@dataclass(frozen=True)
+class FrameState:
+    """What changes from frame to frame besides the mouth."""
+
+    dx: float  # head translation, pixels
+    dy: float
+    angle: float  # head roll, degrees
+    scale: float
+    blink: float  # 0 open … 1 closed
+    gaze_x: float  # iris offset, pixels
+    gaze_y: float
+    brow: float  # brow raise, pixels
+
+
+def frame_states(rng: np.random.Generator, identity: FaceIdentity, n_frames: int) -> list[FrameState]:
+    """Smooth head motion (within ±3 px, ±3°, ±3 %), blinks at the identity's rate, gaze drift."""
+    m = identity.motion
+    dx = 2.5 * m * smooth_noise(rng, n_frames, 0.5)
+    dy = 2.0 * m * smooth_noise(rng, n_frames, 0.5)
+    angle = 2.5 * m * smooth_noise(rng, n_frames, 0.4)
+    scale = 1.0 + 0.025 * m * smooth_noise(rng, n_frames, 0.3)
+    gx = 1.5 * smooth_noise(rng, n_frames, 0.6)
+    gy = 0.6 * smooth_noise(rng, n_frames, 0.6)
+    brow = 1.0 * np.clip(smooth_noise(rng, n_frames, 0.5), 0, None)
+    blink = _blinks(rng, n_frames, identity.blink_rate)
+    return [FrameState(*map(float, v)) for v in zip(dx, dy, angle, scale, blink, gx, gy, brow,
+                                                    strict=True)]
+
+
+def _blinks(rng: np.random.Generator, n_frames: int, rate: float) -> np.ndarray:
+    """Eyelid closure per frame: blinks of 4-6 frames at random intervals (about `rate` per s)."""
+    out = np.zeros(n_frames)
+    t = float(rng.exponential(1.0 / rate)) * FPS
+    while t < n_frames:
+        length = int(rng.integers(4, 7))
+        shape = np.sin(np.linspace(0, np.pi, length + 2)[1:-1]) ** 0.7
+        start = int(t)
+        out[start:start + length] = shape[:max(0, min(length, n_frames - start))]
+        t += length + float(rng.exponential(1.0 / rate)) * FPS + 0.2 * FPS
+    return out
+
+
+def render_background(identity: FaceIdentity, size: int = CANVAS * SUPERSAMPLE) -> np.ndarray:
+    """The speaker's static backdrop, (size, size, 3) uint8 RGB, deterministic per identity."""
+    rng = np.random.default_rng(identity.background_seed)
+    base = np.array(identity.background, np.float32)
+    accent = np.array(identity.background_accent, np.float32)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    if identity.background_style == "gradient":
+        angle = rng.uniform(0, 2 * np.pi)
+        t = 0.5 + 0.5 * (np.cos(angle) * (xx - 0.5) + np.sin(angle) * (yy - 0.5)) * 1.4
+    elif identity.background_style == "blobs":
+        t = cv2.GaussianBlur(rng.random((size, size)).astype(np.float32), (0, 0), size / 12)
+        t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
+    elif identity.background_style == "stripes":
+        period = rng.uniform(0.12, 0.3)
+        t = 0.5 + 0.5 * np.sign(np.sin(2 * np.pi * (xx + 0.3 * yy) / period))
+        t = cv2.GaussianBlur(t.astype(np.float32), (0, 0), 1.5)
+    else:
+        cells = int(rng.integers(3, 7))
+        t = ((np.floor(xx * cells) + np.floor(yy * cells)) % 2).astype(np.float32)
+        t = cv2.GaussianBlur(t, (0, 0), 2.0)
+    image = base[None, None] * (1 - t[..., None]) + accent[None, None] * t[..., None]
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+class _Painter:
+    """Draws canonical-frame polygons onto a supersampled canvas through the head pose."""
+
+    def __init__(self, image: np.ndarray, state: FrameState, pivot: tuple[float, float]) -> None:
+        self.image = image
+        k = SUPERSAMPLE
+        pose = cv2.getRotationMatrix2D(pivot, state.angle, state.scale)
+        pose[:, 2] += (state.dx, state.dy)
+        self.matrix = pose * k
+        self.body = np.array([[k, 0, k * state.dx * 0.5], [0, k, k * state.dy * 0.3]])
+
+    def _points(self, pts: np.ndarray, body: bool) -> np.ndarray:
+        m = self.body if body else self.matrix
+        out = pts @ m[:, :2].T + m[:, 2]
+        return np.round(out * (1 << _SHIFT)).astype(np.int32)
+
+    def fill(self, pts: np.ndarray, colour: Colour, body: bool = False) -> None:
+        cv2.fillPoly(self.image, [self._points(pts, body)], colour, cv2.LINE_AA, _SHIFT)
+
+    def line(self, pts: np.ndarray, colour: Colour, width: float, closed: bool = False) -> None:
+        thickness = max(1, int(round(width * SUPERSAMPLE)))
+        cv2.polylines(self.image, [self._points(pts, False)], closed, colour, thickness,
+                      cv2.LINE_AA, _SHIFT)
+
+
+def _ellipse(cx: float, cy: float, ax: float, ay: float, start: float = 0.0,
+             stop: float = 2 * np.pi, n: int = 48) -> np.ndarray:
+    theta = np.linspace(start, stop, n)
+    return np.stack([cx + ax * np.cos(theta), cy + ay * np.sin(theta)], axis=1)
+
+
+def _shade(colour: Colour, factor: float) -> Colour:
+    return tuple(int(np.clip(c * factor, 0, 255)) for c in colour)  # type: ignore[return-value]
+
+
+def _head_outline(identity: FaceIdentity, jaw: float) -> np.ndarray:
+    """Face contour: an ellipse whose lower half tapers to the chin and drops with the jaw."""
+    a, b, cy = identity.face_half_width, identity.face_half_height, identity.face_center_y
+    theta = np.linspace(0, 2 * np.pi, 72, endpoint=False)
+    s = np.sin(theta)
+    lower = np.clip(s, 0, None)
+    x = MOUTH_X + a * np.cos(theta) * (1 - identity.chin_taper * lower**3)
+    y = cy + b * s
+    y += JAW_DROP * jaw * np.clip((y - (MOUTH_Y - 6)) / (cy + b - MOUTH_Y + 6), 0, None)
+    return np.stack([x, y], axis=1)
+
+
+def _draw_hair_back(p: _Painter, f: FaceIdentity) -> None:
+    if f.hair_style == "long":
+        a, cy = f.face_half_width, f.face_center_y
+        pts = np.concatenate([_ellipse(MOUTH_X, cy - 8, a * 1.18, f.face_half_height * 1.08,
+                                       np.pi, 2 * np.pi),
+                              [[MOUTH_X + a * 1.25, 170.0], [MOUTH_X - a * 1.25, 170.0]]])
+        p.fill(pts, _shade(f.hair, 0.85))
+
+
+def _draw_body(p: _Painter, f: FaceIdentity) -> None:
+    neck_w = f.face_half_width * 0.48
+    top = f.face_center_y + f.face_half_height * 0.55
+    p.fill(np.array([[MOUTH_X - neck_w, top], [MOUTH_X + neck_w, top],
+                     [MOUTH_X + neck_w + 4, 170], [MOUTH_X - neck_w - 4, 170]]),
+           _shade(f.skin, 0.78), body=True)
+    shoulder = f.face_center_y + f.face_half_height + 2
+    p.fill(np.array([[-20, 175], [-20, shoulder + 14], [MOUTH_X - neck_w - 2, shoulder],
+                     [MOUTH_X, shoulder + 8], [MOUTH_X + neck_w + 2, shoulder],
+                     [180, shoulder + 14], [180, 175]], float), f.shirt, body=True)
+
+
+def _draw_hair_front(p: _Painter, f: FaceIdentity) -> None:
+    if f.hair_style == "bald":
+        return
+    a, b, cy = f.face_half_width, f.face_half_height, f.face_center_y
+    hairline = f.hairline + (10 if f.hair_style == "fringe" else 0)
+    outer = _ellipse(MOUTH_X, cy, a * 1.07, b * 1.06, np.pi * 0.93, np.pi * 2.07)
+    inner = _ellipse(MOUTH_X, hairline + 0.55 * a, a * 0.98, 0.55 * a, np.pi * 2.0, np.pi * 1.0)
+    inner[:, 1] = np.minimum(inner[:, 1], cy - 0.15 * b)
+    p.fill(np.concatenate([outer, inner]), f.hair)
+    if f.hair_style == "bun":
+        p.fill(_ellipse(MOUTH_X, cy - b * 1.05, a * 0.38, a * 0.3), _shade(f.hair, 0.9))
+
+
+def _draw_ears(p: _Painter, f: FaceIdentity) -> None:
+    for side in (-1, 1):
+        p.fill(_ellipse(MOUTH_X + side * f.face_half_width * 0.97, f.eye_y + 9, 5.5, 11.0),
+               _shade(f.skin, 0.88))
+
+
+def _draw_eyes(p: _Painter, f: FaceIdentity, s: FrameState) -> None:
+    w, h = f.eye_size, f.eye_size * 0.48
+    lid_colour, line_colour = _shade(f.skin, 0.9), _shade(f.hair, 0.5)
+    for side in (-1, 1):
+        ex, ey = MOUTH_X + side * f.eye_spacing, f.eye_y
+        p.fill(_ellipse(ex, ey, w, h), (236, 232, 228))
+        ix = ex + float(np.clip(s.gaze_x, -(w - h), w - h))
+        p.fill(_ellipse(ix, ey + s.gaze_y * 0.5, h * 0.92, h * 0.92, n=24), f.iris)
+        p.fill(_ellipse(ix, ey + s.gaze_y * 0.5, h * 0.45, h * 0.45, n=16), (12, 10, 10))
+        p.fill(_ellipse(ix + 1.2, ey - 1.2, 0.9, 0.9, n=10), (250, 250, 250))
+        upper = _ellipse(ex, ey, w * 1.02, h * 1.05, np.pi, 2 * np.pi, n=20)
+        lid = upper.copy()
+        lid[:, 1] += s.blink * 2.1 * h * np.sin(np.linspace(0, np.pi, len(lid)))
+        lid_top = upper.copy()
+        lid_top[:, 1] -= 0.9 * h
+        p.fill(np.concatenate([lid_top, lid[::-1]]), lid_colour)
+        p.line(lid, line_colour, 1.1)
+        p.line(_ellipse(ex, ey, w, h, 0.15 * np.pi, 0.85 * np.pi, n=12), _shade(f.skin, 0.8), 0.5)
+        brow = _ellipse(ex, ey - 4.0 - s.brow, w * 1.25, f.brow_arch + 5.5, 1.1 * np.pi,
+                        1.9 * np.pi, n=16)
+        p.line(brow, _shade(f.hair, 0.9), f.brow_thickness)
+
+
+def _draw_nose(p: _Painter, f: FaceIdentity) -> None:
+    tip_y = f.eye_y + f.nose_length
+    shadow = _shade(f.skin, 0.8)
+    p.line(np.array([[MOUTH_X - 3, f.eye_y + 3], [MOUTH_X - 3.5, tip_y - 6],
+                     [MOUTH_X - 2, tip_y - 2]]), _shade(f.skin, 0.9), 0.8)
+    p.fill(_ellipse(MOUTH_X, tip_y - 1.0, f.nose_width * 0.5, 3.2, n=20), _shade(f.skin, 0.95))
+    p.line(_ellipse(MOUTH_X, tip_y - 1.5, f.nose_width * 0.55, 3.5, 0.15 * np.pi, 0.85 * np.pi, 12),
+           shadow, 0.8)
+    for side in (-1, 1):
+        p.fill(_ellipse(MOUTH_X + side * f.nose_width * 0.3, tip_y + 0.8, 1.7, 0.9, n=12),
+               _shade(f.skin, 0.5))
+
+
+def _draw_folds(p: _Painter, f: FaceIdentity, mouth: MouthShape) -> None:
+    """Nasolabial folds from the nose wings to just outside the lip corners."""
+    tip_y = f.eye_y + f.nose_length
+    for side, corner in ((-1, mouth.upper_outer[0]), (1, mouth.upper_outer[-1])):
+        start = np.array([MOUTH_X + side * (f.nose_width * 0.8), tip_y + 1.0])
+        end = start + 0.6 * (corner + np.array([side * 3.5, 0.0]) - start)
+        mid = 0.5 * (start + end) + np.array([side * 1.5, 0.0])
+        p.line(np.stack([start, mid, end]), _shade(f.skin, 0.92), 0.7)
+
+
+def _draw_glasses(p: _Painter, f: FaceIdentity) -> None:
+    frame = (30, 28, 30)
+    for side in (-1, 1):
+        ex = MOUTH_X + side * f.eye_spacing
+        p.line(_ellipse(ex, f.eye_y + 0.5, f.eye_size * 1.45, f.eye_size * 1.0, n=32), frame,
+               1.2, closed=True)
+    p.line(np.array([[MOUTH_X - f.eye_spacing + f.eye_size * 1.45, f.eye_y - 1],
+                     [MOUTH_X + f.eye_spacing - f.eye_size * 1.45, f.eye_y - 1]]), frame, 1.1)
+
+
+def render_face(background: np.ndarray, identity: FaceIdentity, state: FrameState,
+                mouth: np.ndarray) -> np.ndarray:
+    """One supersampled frame: (2·160, 2·160, 3) uint8 RGB (no lighting or noise yet).
+
+    background: from `render_background`; mouth: (6,) articulation parameters in [0, 1].
+    """
+    image = background.copy()
+    p = _Painter(image, state, pivot=(MOUTH_X, identity.face_center_y + 30))
+    f = identity
+    _draw_hair_back(p, f)
+    _draw_body(p, f)
+    _draw_ears(p, f)
+    p.fill(_head_outline(f, float(mouth[JAW])), f.skin)
+    _draw_hair_front(p, f)
+    _draw_eyes(p, f, state)
+    _draw_nose(p, f)
+    shape = mouth_shape((MOUTH_X, MOUTH_Y), f.mouth_width, f.upper_lip, f.lower_lip, mouth)
+    _draw_folds(p, f, shape)
+    draw_mouth(p, shape, mouth, f.lip, f.skin)
+    if f.glasses:
+        _draw_glasses(p, f)
+    return image
+
+
+@dataclass(frozen=True)
+class Lighting:
+    """Per-frame global gain and a linear gradient (direction, strength), plus sensor noise."""
+
+    gain: np.ndarray  # (T,)
+    angle: np.ndarray  # (T,) radians
+    strength: np.ndarray  # (T,)
+    noise: float  # Gaussian sigma in grey levels
+
+
+def random_lighting(rng: np.random.Generator, n_frames: int) -> Lighting:
+    return Lighting(gain=1.0 + float(rng.uniform(-0.12, 0.08)) + 0.05 * smooth_noise(rng, n_frames, 0.2),
+                    angle=float(rng.uniform(0, 2 * np.pi)) + 0.3 * smooth_noise(rng, n_frames, 0.1),
+                    strength=float(rng.uniform(0.05, 0.25)) + 0.03 * smooth_noise(rng, n_frames, 0.2),
+                    noise=float(rng.uniform(1.0, 3.5)))
+
+
+def finish_frame(supersampled: np.ndarray, lighting: Lighting, index: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Downsample to 160×160, apply the frame's lighting and sensor noise: (160, 160, 3) uint8."""
+    image = cv2.resize(supersampled, (CANVAS, CANVAS), interpolation=cv2.INTER_AREA)
+    yy, xx = np.mgrid[0:CANVAS, 0:CANVAS].astype(np.float32) / CANVAS - 0.5
+    a = lighting.angle[index]
+    field = lighting.gain[index] * (1 + lighting.strength[index] * 2 * (np.cos(a) * xx + np.sin(a) * yy))
+    noisy = image * field[..., None] + rng.normal(0, lighting.noise, image.shape)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def render_clip(identity: FaceIdentity, mouth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A talking-face clip: mouth (T, 6) articulation → (T, 160, 160, 3) uint8 RGB frames."""
+    n = len(mouth)
+    background = render_background(identity)
+    states = frame_states(rng, identity, n)
+    lighting = random_lighting(rng, n)
+    out = np.empty((n, CANVAS, CANVAS, 3), np.uint8)
+    for k in range(n):
+        out[k] = finish_frame(render_face(background, identity, states[k], mouth[k]), lighting, k, rng)
+    return out
