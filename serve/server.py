@@ -16,7 +16,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from importlib import resources
@@ -391,3 +391,20 @@ class SessionRunner:
             await asyncio.wait_for(self.ws.close(code, reason), self.config.close_timeout_s)
         except TimeoutError:
             self.ws.transport.abort()
+
+
+async def run_server(engine: Engine, config: ServerConfig,
+                     on_ready: Callable[[AvsyncServer], None] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then drain: open sessions get their finals and `done`."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with AvsyncServer(engine, config) as server:
+        if on_ready is not None:
+            on_ready(server)
+        await stop.wait()
+        log.info(json.dumps({"event": "draining", "sessions": len(server.runners)}))
+        await server.drain()
