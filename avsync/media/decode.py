@@ -21,14 +21,12 @@ import av
 import numpy as np
 
 from avsync.errors import MediaError
+from avsync.media.audio import AudioPlacer
 from avsync.media.resample import resample_audio
 from avsync.timebase import FPS, SAMPLE_RATE, samples_to_steps
 
 MediaSource = str | Path | bytes
 
-# Audio timestamps closer than this to the running sample count are treated as contiguous
-# (container timestamps are often rounded to 1 ms); larger jumps become silence or overlap.
-_AUDIO_JITTER_S: float = 0.002
 # An mp4's last AAC frame decodes padded to 1024 samples; trim to the header's duration when
 # the excess is at most this much (a larger excess means the header, not the padding, is off).
 _MAX_END_PADDING_S: float = 0.2
@@ -154,59 +152,28 @@ def _decode(packet, name: str) -> list:
             from error
 
 
-def audio_frame_to_float(frame: av.AudioFrame) -> np.ndarray:
-    """(C, n) float32 in [-1, 1] for any PyAV sample format, planar or packed."""
-    data = frame.to_ndarray()
-    channels = len(frame.layout.channels)
-    if not frame.format.is_planar:
-        data = data.reshape(-1, channels).T
-    if data.dtype == np.uint8:
-        return (data.astype(np.float32) - 128.0) / 128.0
-    if np.issubdtype(data.dtype, np.integer):
-        scale = float(np.iinfo(data.dtype.type).max) + 1.0  # type: ignore[type-var]
-        return data.astype(np.float32) / scale
-    return data.astype(np.float32)
-
-
 class _AudioTrack:
-    """Collects decoded audio frames at their timestamps, native rate, downmixed to mono."""
+    """Collects a file's decoded audio (native rate, mono) to resample it in one go."""
 
-    def __init__(self) -> None:
-        self.rate: int | None = None
-        self.start: float | None = None  # seconds, relative to the origin
+    def __init__(self, origin: float) -> None:
+        self.placer = AudioPlacer(origin)
         self.pieces: list[np.ndarray] = []
-        self.count = 0
 
-    def add(self, frame: av.AudioFrame, origin: float) -> None:
-        mono = audio_frame_to_float(frame).mean(axis=0)
-        if self.rate is None:
-            self.rate = frame.sample_rate
-            self.start = (frame.time - origin) if frame.time is not None else 0.0
-        elif frame.time is not None:
-            assert self.start is not None
-            expected = self.start + self.count / self.rate
-            jump = frame.time - origin - expected
-            if jump > _AUDIO_JITTER_S:  # a gap: fill with silence
-                self._append(np.zeros(round(jump * self.rate), np.float32))
-            elif jump < -_AUDIO_JITTER_S:  # an overlap: drop what was already covered
-                mono = mono[min(len(mono), round(-jump * self.rate)):]
-        self._append(mono.astype(np.float32))
-
-    def _append(self, samples: np.ndarray) -> None:
-        self.pieces.append(samples)
-        self.count += len(samples)
+    def add(self, frame: av.AudioFrame) -> None:
+        self.pieces.append(self.placer.place(frame))
 
     def samples(self, end: float | None) -> np.ndarray:
         """(S,) float32 at 16 kHz, starting at the origin; trimmed to `end` s if close."""
-        if self.rate is None or self.start is None:
+        rate, start = self.placer.rate, self.placer.start
+        if rate is None or start is None:
             return np.zeros(0, np.float32)
         native = np.concatenate(self.pieces)
         if end is not None:
-            keep = max(0, round((end - self.start) * self.rate))
-            if 0 <= len(native) - keep <= _MAX_END_PADDING_S * self.rate:
+            keep = max(0, round((end - start) * rate))
+            if 0 <= len(native) - keep <= _MAX_END_PADDING_S * rate:
                 native = native[:keep]
-        audio = resample_audio(native, self.rate, SAMPLE_RATE)
-        offset = round(self.start * SAMPLE_RATE)
+        audio = resample_audio(native, rate, SAMPLE_RATE)
+        offset = round(start * SAMPLE_RATE)
         if offset >= 0:
             return np.concatenate([np.zeros(offset, np.float32), audio])
         return audio[-offset:]
@@ -270,7 +237,7 @@ def decode_media(source: MediaSource, *, gray: bool = True, video: bool = True,
         origin = _origin(container)
         images: list[np.ndarray] = []
         times: list[float | None] = []
-        track = _AudioTrack()
+        track = _AudioTrack(origin)
         streams = [s for s in (video_stream, audio_stream) if s is not None]
         for packet in _packets(container, streams, name):
             for frame in _decode(packet, name):
@@ -278,7 +245,7 @@ def decode_media(source: MediaSource, *, gray: bool = True, video: bool = True,
                     images.append(frame.to_ndarray(format="gray" if gray else "rgb24"))
                     times.append(None if frame.time is None else frame.time - origin)
                 else:
-                    track.add(frame, origin)
+                    track.add(frame)
         frames, samples, source_fps = _empty_frames(gray), np.zeros(0, np.float32), None
         if video_stream is not None:
             rate = video_stream.average_rate or video_stream.guessed_rate

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from avsync.errors import MediaError
-from avsync.media.resample import resample_audio
+from avsync.media.resample import StreamingResampler, resample_audio
 
 RATES = [(22_050, 16_000), (44_100, 16_000), (48_000, 16_000), (8_000, 16_000),
          (16_000, 48_000)]
@@ -58,3 +58,23 @@ def test_bad_input_raises() -> None:
         resample_audio(np.zeros((2, 10), np.float32), 44_100, 16_000)
     with pytest.raises(MediaError, match="positive"):
         resample_audio(np.zeros(10, np.float32), 0, 16_000)
+
+
+@pytest.mark.parametrize("from_rate, to_rate", RATES + [(16_000, 16_000)])
+def test_streaming_resampler_matches_the_batch_one_exactly(from_rate, to_rate) -> None:
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal(from_rate)).astype(np.float32)
+    resampler = StreamingResampler(from_rate, to_rate)
+    pieces, start = [], 0
+    while start < len(audio):
+        size = int(rng.integers(1, 3000))
+        pieces.append(resampler.push(audio[start:start + size]))
+        start += size
+    pieces.append(resampler.flush())
+    assert np.array_equal(np.concatenate(pieces), resample_audio(audio, from_rate, to_rate))
+
+
+def test_streaming_resampler_output_lags_only_by_the_filter_half_width() -> None:
+    resampler = StreamingResampler(48_000, 16_000)
+    out = resampler.push(np.zeros(4800, np.float32))  # 100 ms in
+    assert 1600 - 100 <= len(out) < 1600  # all but ~the filter's look-ahead is out already
