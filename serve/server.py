@@ -369,6 +369,7 @@ class SessionRunner:
         self.metrics.errors.inc(code=reason)
         if reason == _CLIENT_GONE:
             self.session.phase = Phase.CLOSED
+            writer.cancel()  # nobody to write to
             return
         text = {
             ErrorCode.OVERLOADED: "the server cannot keep up with this session in real time; "
