@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from avsync.data.cache import PCM_SCALE, CachedClip, PreparedCache
-from avsync.errors import ConfigError
+from avsync.errors import ConfigError, MediaError
 from avsync.timebase import ROI_CROP, SAMPLES_PER_STEP
 
 
@@ -148,17 +148,21 @@ class AVSpeechDataset(Dataset):
         return self.tokenizer.encode(clip.text)
 
     def _add_babble(self, audio: np.ndarray, item: int, rng: np.random.Generator) -> np.ndarray:
+        """Babble of other clips of this split at a random SNR; clean audio when the clip or
+        the babble is silent (an SNR is undefined then)."""
         from avsync.media.noise import make_babble, mix_at_snr
 
         assert self.noise is not None
-        others = [int(self.indices[i]) for i in _others(len(self.indices), item,
-                                                         self.noise.talkers, rng)]
-        if not others:
+        others = _others(len(self.indices), item, self.noise.talkers, rng)
+        if not others or len(audio) == 0:
             return audio
-        talkers = [self.cache[i].audio.astype(np.float32) / PCM_SCALE for i in others]
-        babble = make_babble(talkers, len(audio), rng)
-        snr = float(rng.uniform(*self.noise.snr_db))
-        return mix_at_snr(audio, babble, snr, rng)
+        sources = [self.cache[int(self.indices[i])].audio.astype(np.float32) / PCM_SCALE
+                   for i in others]
+        try:
+            babble = make_babble(sources, len(audio), rng, talkers=len(sources))
+            return mix_at_snr(audio, babble, float(rng.uniform(*self.noise.snr_db)), rng)
+        except MediaError:
+            return audio
 
 
 def _others(count: int, item: int, wanted: int, rng: np.random.Generator) -> list[int]:

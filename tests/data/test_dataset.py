@@ -10,7 +10,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from avsync.data.cache import PreparedCache
-from avsync.data.dataset import AVSpeechDataset, LengthBucketSampler, choose_window, collate
+from avsync.data.dataset import (
+    AVSpeechDataset,
+    LengthBucketSampler,
+    NoiseConfig,
+    choose_window,
+    collate,
+)
 from avsync.errors import ConfigError
 
 CROP = 20
@@ -130,3 +136,20 @@ def test_ddp_ranks_get_equal_numbers_of_batches(drop_last: bool) -> None:
     else:
         assert set.union(*owned) == set(range(257))
         assert sum(len(s) for s in shards) == -(-len(everything) // 3) * 3
+
+
+def test_babble_noise_is_mixed_at_the_requested_snr(cache: PreparedCache) -> None:
+    from avsync.media.noise import active_power
+
+    noise = NoiseConfig(snr_db=(5.0, 5.0), probability=1.0, talkers=2)
+    clean = AVSpeechDataset(cache, "train", roi_size=CROP)
+    noisy = AVSpeechDataset(cache, "train", roi_size=CROP, train=True, noise=noise, seed=4)
+    for item in range(len(clean)):
+        speech, mixed = clean[item]["audio"].numpy(), noisy[item]["audio"].numpy()
+        assert mixed.shape == speech.shape and np.abs(mixed).max() <= 0.99
+        residual = mixed - speech * (np.dot(mixed, speech) / np.dot(speech, speech))
+        snr = 10 * np.log10(active_power(speech) / np.mean(residual ** 2))
+        assert 3.0 < snr < 7.0  # the babble is other clips' tones, not a copy of this one
+        assert torch.equal(noisy[item]["audio"], torch.from_numpy(mixed))  # deterministic
+    off = AVSpeechDataset(cache, "train", roi_size=CROP, train=False, noise=noise)
+    assert torch.equal(off[0]["audio"], clean[0]["audio"])  # never in evaluation
