@@ -80,7 +80,10 @@ async def stream_media(url: str, audio: np.ndarray | None, frames: np.ndarray | 
             return received
         receiver = asyncio.create_task(_receive(ws, received, on_message))
         await _send_media(ws, audio, frames, options)
-        await ws.send(encode(End()))
+        try:
+            await ws.send(encode(End()))
+        except ConnectionClosed:  # the server ended the session first (limit, error)
+            pass
         try:
             await asyncio.wait_for(receiver, options.timeout_s)
         except TimeoutError:
