@@ -37,6 +37,14 @@ def decode_frame(payload: bytes | memoryview, spec: VideoSpec | None) -> np.ndar
     return gray
 
 
+def warm_up() -> None:
+    """Import OpenCV on this thread before media threads need it: two threads importing cv2
+    lazily at once can see a half-initialised module (find_spec raises ValueError)."""
+    from avsync.media.opencv import cv2_module
+
+    cv2_module()
+
+
 def detection_available() -> bool:
     """True when `avsync.media.faces` (detector + tracker) is installed in this build."""
     return importlib.util.find_spec("avsync.media.faces") is not None

@@ -31,7 +31,7 @@ from avsync import __version__
 from serve.batcher import Batcher
 from serve.config import ServerConfig
 from serve.engine import Engine
-from serve.frames import detection_available
+from serve.frames import detection_available, warm_up
 from serve.inbox import Inbox, Terminated
 from serve.media_input import Chunk, MediaInput
 from serve.metrics import Metrics
@@ -74,6 +74,7 @@ class AvsyncServer:
 
     async def start(self) -> None:
         cfg = self.config
+        warm_up()
         self.batcher = Batcher(self.engine, cfg.batch_max, cfg.batch_wait_ms / 1000,
                                cfg.inference_threads, self.metrics)
         self.batcher.start()
