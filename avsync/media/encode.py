@@ -17,6 +17,7 @@ import numpy as np
 from avsync.errors import MediaError
 from avsync.timebase import FPS, SAMPLE_RATE
 
+FRAGMENTED_MOVFLAGS: str = "frag_keyframe+empty_moov+delay_moov+default_base_moof"
 AUDIO_BITRATE: int = 96_000  # bits/s; AAC at 16 kHz mono is transparent enough for ASR here
 
 
@@ -94,7 +95,8 @@ def _write_audio(container: av.container.OutputContainer, stream: av.AudioStream
 
 
 def write_mp4(path: str | Path, frames: np.ndarray, audio: np.ndarray | None, *,
-              fps: int = FPS, sample_rate: int = SAMPLE_RATE, crf: int = 18) -> None:
+              fps: int = FPS, sample_rate: int = SAMPLE_RATE, crf: int = 18,
+              fragmented: bool = False) -> None:
     """Write frames and (optionally) audio as an mp4 with H.264 (yuv420p) video and AAC audio.
 
     frames: (T, H, W) gray or (T, H, W, 3) RGB uint8, frame i shown at i / fps seconds; odd
@@ -102,6 +104,8 @@ def write_mp4(path: str | Path, frames: np.ndarray, audio: np.ndarray | None, *,
     audio: (S,) float in [-1, 1] mono at `sample_rate` Hz, sample n at n / sample_rate
         seconds, or None for a silent (video-only) file.
     crf: x264 constant rate factor (lower is better quality; 18 is visually lossless).
+    fragmented: write a fragmented mp4 (moov first, then a moof+mdat per keyframe), which a
+        reader can decode while it arrives (what ContainerStreamDecoder accepts).
     Raises MediaError naming the file for bad shapes/dtypes or an encoder failure.
     """
     path = Path(path)
@@ -109,7 +113,8 @@ def write_mp4(path: str | Path, frames: np.ndarray, audio: np.ndarray | None, *,
     samples = None if audio is None else _check_audio(audio, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with av.open(str(path), mode="w", format="mp4") as container:
+        options = {"movflags": FRAGMENTED_MOVFLAGS} if fragmented else {}
+        with av.open(str(path), mode="w", format="mp4", options=options) as container:
             video = _add_video(container, frames, fps, crf)
             sound = None
             if samples is not None and len(samples):
