@@ -59,9 +59,9 @@ class FaceFinder:
         self._primary: int | None = None
         self._tracker = None
         if self.mode is FaceMode.DETECT:
-            from avsync.media.faces import FaceTracker
+            from avsync.media.faces import FaceDetector, FaceTracker
 
-            self._tracker = FaceTracker()
+            self._tracker = FaceTracker(FaceDetector())
 
     def set_client_boxes(self, boxes: dict[int, tuple[float, float, float, float]]) -> None:
         if len(boxes) > self.max_faces:
@@ -76,8 +76,8 @@ class FaceFinder:
         if self.mode is FaceMode.CLIENT_BOXES:
             return dict(self._client)
         assert self._tracker is not None
-        tracks = self._tracker.update(gray)
-        return dict(sorted(tracks.items(), key=lambda kv: -kv[1].w * kv[1].h)[:self.max_faces])
+        faces = sorted(self._tracker.update(gray), key=lambda f: -f.box.w * f.box.h)
+        return {face.track_id: face.box for face in faces[:self.max_faces]}
 
     def primary(self, boxes: dict[int, Box]) -> int | None:
         """The face recognition follows: the current one while it lasts, else the largest."""

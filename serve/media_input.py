@@ -15,16 +15,28 @@ the audio covers it and a frame at or after its last step arrived (or the audio 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avsync.errors import MediaError, ProtocolError
+from avsync.media.resample import StreamingResampler
 from avsync.media.roi import Box, crop_mouth
-from avsync.timebase import SAMPLE_RATE, SAMPLES_PER_STEP, STEP_MS
-from serve.audio_input import StreamResampler, invalid_samples_error, pcm_to_float
+from avsync.timebase import FPS, SAMPLE_RATE, SAMPLES_PER_STEP, STEP_MS
+from serve.audio_input import invalid_samples_error, pcm_to_float
 from serve.engine import ChunkInput
 from serve.frames import FaceFinder, decode_frame
-from serve.protocol import BinaryKind, ErrorCode, MediaHeader, Start, unpack_face_boxes
+from serve.protocol import (
+    BinaryKind,
+    ErrorCode,
+    MediaHeader,
+    Start,
+    VideoEncoding,
+    unpack_face_boxes,
+)
+
+if TYPE_CHECKING:
+    from avsync.media.container_stream import StreamOutput
 
 GAP_US: int = 100_000
 STEP_US: int = STEP_MS * 1000
@@ -66,7 +78,7 @@ class MediaInput:
         self._audio_first_us: int | None = None
         self._rate_samples = 0  # samples at the client's rate placed after _audio_first_us
         self._drop = 0  # 16 kHz samples still to drop (audio that started before time 0)
-        self._resampler = (StreamResampler(start.audio.sample_rate)
+        self._resampler = (StreamingResampler(start.audio.sample_rate, SAMPLE_RATE)
                            if start.audio and start.audio.sample_rate != SAMPLE_RATE else None)
         self._steps: dict[int, _Step] = {}  # frames not yet consumed, by step
         self._held: _Step | None = None  # the last consumed frame
@@ -100,7 +112,10 @@ class MediaInput:
     def flush(self) -> list[Chunk]:
         """End of stream: everything left, the last step padded with silence."""
         if self.container is not None:
-            self._container_output(self.container.close())
+            try:
+                self._container_output(self.container.close())
+            except MediaError:
+                pass  # already reported when the bytes came; keep what decoded
         if self._resampler is not None:
             self._append_audio(self._resampler.flush())
         return self._take(final=True)
@@ -124,9 +139,7 @@ class MediaInput:
         origin = self._set_origin(timestamp_us)
         if self._audio_first_us is None:
             self._audio_first_us = timestamp_us
-            shift = (timestamp_us - origin) * SAMPLE_RATE // 1_000_000
-            self._append_audio(np.zeros(max(0, shift), np.float32))
-            self._drop = max(0, -shift)
+            self._start_audio_at((timestamp_us - origin) * SAMPLE_RATE // 1_000_000)
         else:
             expected = self._audio_first_us + self._rate_samples * 1_000_000 // rate
             if timestamp_us - expected > GAP_US:  # the client lost audio: keep time with silence
@@ -135,6 +148,11 @@ class MediaInput:
                 filler = np.zeros(gap, np.float32)
                 self._append_audio(self._resampler.push(filler) if self._resampler else filler)
         self._rate_samples += count
+
+    def _start_audio_at(self, offset: int) -> None:
+        """The first audio sample belongs at 16 kHz sample `offset` of stream time."""
+        self._append_audio(np.zeros(max(0, offset), np.float32))
+        self._drop = max(0, -offset)
 
     def _append_audio(self, samples: np.ndarray) -> None:
         drop = min(self._drop, len(samples))
@@ -168,16 +186,25 @@ class MediaInput:
         self._last_frame_step = max(self._last_frame_step, step)
 
     def _feed_container(self, payload: bytes | memoryview) -> None:
+        """webm/mp4 bytes: decoded on the decoder's own thread; take what is ready now."""
         from avsync.media.container_stream import ContainerStreamDecoder
 
         if self.container is None:
-            self.container = ContainerStreamDecoder()
-            self._set_origin(0)
+            assert self.start.video is not None
+            fmt = "mp4" if self.start.video.encoding is VideoEncoding.MP4 else "matroska"
+            self.container = ContainerStreamDecoder(format=fmt, gray=True)
+            self._set_origin(0)  # container time 0 is stream time 0
         self.container.push(bytes(payload))
-        self._container_output(self.container)
+        self._container_output(self.container.poll())
 
-    def _container_output(self, decoder) -> None:  # filled in when ContainerStreamDecoder lands
-        raise MediaError("container streams are not supported by this build yet")
+    def _container_output(self, out: StreamOutput) -> None:
+        for frame in out.frames:
+            self._add_frame(int(round(frame.time * FPS)), frame.image)
+        if out.audio is not None and len(out.audio.samples):
+            if self._audio_first_us is None:
+                self._audio_first_us = int(out.audio.start * 1e6)
+                self._start_audio_at(int(round(out.audio.start * SAMPLE_RATE)))
+            self._append_audio(out.audio.samples)
 
     # --- chunking ------------------------------------------------------------------------
     def _take(self, final: bool) -> list[Chunk]:
@@ -194,11 +221,18 @@ class MediaInput:
             audio_end = self._next + -(-len(self._audio) // SAMPLES_PER_STEP)
             return min(want, max(audio_end, self._last_frame_step + 1))
         if self.has_audio and audio_steps < want:
-            return self._next
+            if not self._audio_silent_container():
+                return self._next
+            self.has_audio = False  # a container without an audio track: video only
         if self.has_video and self._last_frame_step < want - 1:
             skew_ok = self.has_audio and audio_steps - self._last_frame_step > self.max_skew_steps
             return want if skew_ok else self._next
         return want
+
+    def _audio_silent_container(self) -> bool:
+        """A container stream whose video ran max_skew ahead without any audio at all."""
+        return (self.container is not None and self._audio_first_us is None
+                and self._last_frame_step - self._next > self.max_skew_steps)
 
     def _make_chunk(self, start: int, end: int) -> Chunk:
         steps = end - start

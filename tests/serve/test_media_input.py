@@ -7,7 +7,6 @@ import pytest
 
 from avsync.media.resample import resample_audio
 from avsync.timebase import SAMPLES_PER_STEP
-from serve.audio_input import StreamResampler
 from serve.media_input import MediaInput
 from serve.protocol import (
     AudioEncoding,
@@ -73,17 +72,6 @@ def test_resampled_stream_equals_resampling_the_whole_clip(rate: int) -> None:
     out = joined(chunks + m.flush())
     expected = resample_audio(audio, rate, 16000)
     np.testing.assert_allclose(out[:len(expected)], expected, atol=1e-6)
-
-
-def test_stream_resampler_is_exact_for_any_piece_sizes() -> None:
-    audio = (RNG.standard_normal(22050) * 0.1).astype(np.float32)
-    resampler, outs, pos = StreamResampler(22050), [], 0
-    for n in RNG.integers(1, 999, 100):
-        outs.append(resampler.push(audio[pos:pos + n]))
-        pos += n
-    outs.append(resampler.push(audio[pos:]))
-    outs.append(resampler.flush())
-    np.testing.assert_array_equal(np.concatenate(outs), resample_audio(audio, 22050, 16000))
 
 
 def test_nan_and_inf_samples_are_repaired_in_place_and_reported() -> None:
