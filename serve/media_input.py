@@ -31,7 +31,6 @@ from serve.protocol import (
     ErrorCode,
     MediaHeader,
     Start,
-    VideoEncoding,
     unpack_face_boxes,
 )
 
@@ -189,10 +188,8 @@ class MediaInput:
         """webm/mp4 bytes: decoded on the decoder's own thread; take what is ready now."""
         from avsync.media.container_stream import ContainerStreamDecoder
 
-        if self.container is None:
-            assert self.start.video is not None
-            fmt = "mp4" if self.start.video.encoding is VideoEncoding.MP4 else "matroska"
-            self.container = ContainerStreamDecoder(format=fmt, gray=True)
+        if self.container is None:  # the format is sniffed: garbage is refused at once
+            self.container = ContainerStreamDecoder(gray=True)
             self._set_origin(0)  # container time 0 is stream time 0
         self.container.push(bytes(payload))
         self._container_output(self.container.poll())
