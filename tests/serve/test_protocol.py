@@ -182,3 +182,23 @@ def test_face_boxes_round_trip_and_refuse_bad_records() -> None:
         unpack_face_boxes(b"\x00" * 19)
     with pytest.raises(ProtocolError, match="positive and finite"):
         unpack_face_boxes(pack_face_boxes({1: (0.0, 0.0, -1.0, 5.0)}))
+
+
+def test_every_json_example_in_the_protocol_doc_is_valid() -> None:
+    import re
+
+    doc = (SCHEMAS.parent / "protocol.md").read_text()
+    blocks = re.findall(r"```json\n(.*?)```", doc, flags=re.S)
+    objects = []
+    for block in blocks:
+        try:
+            objects.append(json.loads(block))
+        except json.JSONDecodeError:
+            objects += [json.loads(line) for line in block.splitlines() if line.strip()]
+    assert {o["type"] for o in objects} == {t.value for t in MessageType} - {"error", "sync"}
+    for obj in objects:
+        validate(json.dumps(obj))
+        if obj["type"] == "start":
+            assert isinstance(parse_client_message(json.dumps(obj)), Start)
+        elif obj["type"] != "end":
+            decode_server_message(json.dumps(obj))
