@@ -1,0 +1,150 @@
+"""The contrastive-generative objective (CoGenAV's idea, made streaming and multi-task).
+
+One call encodes a batch (docs/architecture.md batch format) with a given chunk size and
+returns the weighted total loss and named losses/metrics:
+- contrastive sync: symmetric frame-level InfoNCE between the audio and visual embeddings;
+- generative: CTC on the fused features + attention-decoder cross-entropy (label smoothing);
+- ASD: BCE on matched, mismatched and shifted audio/visual pairs;
+- augmentation when the model is training: modality dropout per clip (what the fusion encoder
+  sees: both / audio only / video only) and SpecAugment-style time masks on the fused inputs.
+Noise mixing and ROI crop/flip happen in the data pipeline, before the batch gets here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from avsync.models.config import ObjectiveConfig
+from avsync.models.decoder import teacher_forcing
+from avsync.models.encoders import step_mask
+from avsync.models.losses import (
+    Metrics,
+    asd_loss,
+    attention_loss,
+    ctc_loss,
+    info_nce,
+    modality_gap,
+    sync_accuracy,
+)
+from avsync.models.model import AVSyncModel
+from avsync.timebase import SYNC_MAX_SHIFT
+
+Modality = Literal["av", "audio", "video"]
+MODALITIES: tuple[Modality, ...] = ("av", "audio", "video")
+Batch = dict[str, torch.Tensor]
+
+
+def _uniform(shape: tuple[int, ...], generator: torch.Generator | None,
+             device: torch.device) -> torch.Tensor:
+    """Random numbers drawn on the CPU (so one CPU generator serves any device), then moved."""
+    return torch.rand(shape, generator=generator).to(device)
+
+
+class ContrastiveGenerativeObjective:
+    """Stateless: the learnable temperature lives in the model (`AVSyncModel.sync_log_scale`).
+
+    Usage (training step): chunk = objective.sample_chunk_size(generator);
+    total, metrics = objective(model, batch, chunk_size=chunk, generator=generator).
+    """
+
+    def __init__(self, config: ObjectiveConfig) -> None:
+        self.config = config
+
+    def sample_chunk_size(self, generator: torch.Generator | None = None) -> int | None:
+        """One of `config.chunk_sizes`, uniformly; None means the whole utterance."""
+        sizes = self.config.chunk_sizes
+        return sizes[int(torch.randint(len(sizes), (1,), generator=generator))]
+
+    def presence(self, batch_size: int, modality: Modality | None,
+                 generator: torch.Generator | None, device: torch.device
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(audio_present, video_present): (B,) float {0, 1}; random per clip if modality is
+        None (modality dropout), else fixed for the whole batch."""
+        if modality is not None:
+            if modality not in MODALITIES:
+                raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+            ones = torch.ones(batch_size, device=device)
+            return ones * (modality != "video"), ones * (modality != "audio")
+        u = _uniform((batch_size,), generator, device)
+        c = self.config
+        audio_only = (u >= c.p_av) & (u < c.p_av + c.p_audio_only)
+        video_only = u >= c.p_av + c.p_audio_only
+        return (~video_only).float(), (~audio_only).float()
+
+    def time_mask(self, lengths: torch.Tensor, steps: int, generator: torch.Generator | None
+                  ) -> torch.Tensor:
+        """(B, steps) float: 0 inside `time_mask_count` random spans of up to
+        `time_mask_max_steps` steps within each clip, 1 elsewhere."""
+        c, b = self.config, lengths.shape[0]
+        keep = torch.ones(b, steps, device=lengths.device)
+        if c.time_mask_count == 0 or c.time_mask_max_steps == 0 or steps == 0:
+            return keep
+        shape = (b, c.time_mask_count)
+        widths = (_uniform(shape, generator, lengths.device) * (c.time_mask_max_steps + 1)).floor()
+        starts = (_uniform(shape, generator, lengths.device) * lengths[:, None]).floor()
+        t = torch.arange(steps, device=lengths.device)[None, None, :]
+        masked = ((t >= starts[..., None]) & (t < (starts + widths)[..., None])).any(1)
+        return keep.masked_fill(masked, 0.0)
+
+    def asd_shifts(self, batch_size: int, generator: torch.Generator | None,
+                   device: torch.device) -> torch.Tensor:
+        """(B,) int64 shifts of +-[asd_shift_min, asd_shift_max] steps for the shifted pairs."""
+        c = self.config
+        size = torch.randint(c.asd_shift_min, c.asd_shift_max + 1, (batch_size,),
+                             generator=generator)
+        sign = torch.randint(0, 2, (batch_size,), generator=generator) * 2 - 1
+        return (size * sign).to(device)
+
+    def __call__(self, model: AVSyncModel, batch: Batch, *, chunk_size: int | None,
+                 generator: torch.Generator | None = None, modality: Modality | None = None
+                 ) -> tuple[torch.Tensor, Metrics]:
+        """-> (total loss (), {name: () detached tensor}) for one batch.
+
+        chunk_size: steps per attention chunk, None = whole utterance. modality: force what
+        the fusion encoder sees; None = modality dropout while training, "av" in eval mode.
+        Random choices use `generator` (CPU) so runs are reproducible.
+        """
+        c = self.config
+        if modality is None and not model.training:
+            modality = "av"
+        audio = model.audio_encoder(batch["audio"], batch["audio_lengths"], chunk_size)
+        visual = model.visual_encoder(batch["video"], batch["video_lengths"], chunk_size)
+        steps = min(audio.features.shape[1], visual.features.shape[1])
+        lengths = torch.minimum(audio.lengths, visual.lengths).clamp(max=steps)
+        valid = step_mask(lengths, steps)
+        b, device = lengths.shape[0], lengths.device
+        audio_present, video_present = self.presence(b, modality, generator, device)
+        audio_features, visual_features = audio.features[:, :steps], visual.features[:, :steps]
+        if model.training:
+            audio_features = audio_features * self.time_mask(lengths, steps, generator)[..., None]
+            visual_features = visual_features * self.time_mask(lengths, steps, generator)[..., None]
+        fusion = model.fuse(audio_features, visual_features, lengths, chunk_size=chunk_size,
+                            audio_present=audio_present, video_present=video_present)
+
+        losses: Metrics = {}
+        tokens, token_lengths = batch["tokens"], batch["token_lengths"]
+        losses["loss_ctc"] = ctc_loss(fusion.log_probs, fusion.lengths, tokens, token_lengths)
+        inputs, targets, input_lengths = teacher_forcing(tokens, token_lengths)
+        logits = model.decoder(inputs, input_lengths, fusion.memory, fusion.lengths)
+        losses["loss_attention"], attention_acc = attention_loss(logits, targets,
+                                                                 c.label_smoothing)
+        a_embed, v_embed = audio.embeddings[:, :steps], visual.embeddings[:, :steps]
+        speaking = batch["speech_mask"][:, :steps].bool() & valid
+        anchors = speaking if c.sync_speech_only else valid
+        scale = model.sync_scale()
+        losses["loss_sync"] = info_nce(a_embed, v_embed, anchors, scale,
+                                       max_steps=c.sync_max_steps, generator=generator)
+        losses["loss_asd"], asd_metrics = asd_loss(
+            model.asd_head, v_embed, a_embed, speaking, valid,
+            self.asd_shifts(b, generator, device),
+            mismatch_weight=c.asd_mismatch_weight, shift_weight=c.asd_shift_weight)
+
+        total = (c.ctc_weight * losses["loss_ctc"] + c.attention_weight * losses["loss_attention"]
+                 + c.sync_weight * losses["loss_sync"] + c.asd_weight * losses["loss_asd"])
+        metrics: Metrics = {"loss": total, **losses, "attention_acc": attention_acc, **asd_metrics,
+                            **sync_accuracy(a_embed, v_embed, valid, SYNC_MAX_SHIFT),
+                            "modality_gap": modality_gap(a_embed, v_embed, valid),
+                            "temperature": 1.0 / scale}
+        return total, {name: value.detach() for name, value in metrics.items()}

@@ -1,0 +1,98 @@
+"""Training throughput of a model size on this CPU: video steps per second, fwd + bwd + AdamW.
+
+Runs the real objective on a toy batch (avsync.models.toybatch) of --batch clips x --steps
+steps at the config's roi_size, with --threads torch threads, and reports the median over
+--iters iterations, plus the fwd+bwd time of each encoder alone, as JSON in
+bench/results/model_throughput_<config>.json. The target for `tiny` is >= 1500 steps/s on 2
+threads at batch 16 x 50 steps (issue 3: train a useful model on 2 cores in under an hour).
+
+    .venv/bin/python bench/model_throughput.py --config tiny --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from avsync.models.config import load_config
+from avsync.models.model import AVSyncModel
+from avsync.models.objective import ContrastiveGenerativeObjective
+from avsync.models.toybatch import toy_batch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _median_seconds(run, iters: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="tiny")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--iters", type=int, default=8)
+    parser.add_argument("--chunk", default="sample", help="steps, 'full' or 'sample'")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    config = load_config(args.config)
+    model = AVSyncModel(config).train()
+    objective = ContrastiveGenerativeObjective(config.objective)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch = toy_batch(args.batch, args.steps, config.visual_frontend.roi_size, config.vocab_size)
+    generator = torch.Generator().manual_seed(0)
+    frames = int(batch["video_lengths"].sum())
+
+    def chunk() -> int | None:
+        if args.chunk == "sample":
+            return objective.sample_chunk_size(generator)
+        return None if args.chunk == "full" else int(args.chunk)
+
+    def train_step() -> None:
+        loss, _ = objective(model, batch, chunk_size=chunk(), generator=generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def part(encoder, x, lengths):
+        def run() -> None:
+            out = encoder(x, lengths, chunk())
+            (out.features.sum() + out.embeddings.sum()).backward()
+        return run
+
+    whole = _median_seconds(train_step, args.iters)
+    visual = _median_seconds(part(model.visual_encoder, batch["video"], batch["video_lengths"]),
+                             args.iters)
+    audio = _median_seconds(part(model.audio_encoder, batch["audio"], batch["audio_lengths"]),
+                            args.iters)
+    result = {"config": args.config, "threads": args.threads, "batch": args.batch,
+              "steps": args.steps, "chunk": args.chunk, "frames_per_batch": frames,
+              "params": sum(p.numel() for p in model.parameters()),
+              "train_steps_per_s": frames / whole, "train_s_per_batch": whole,
+              "visual_encoder_fwd_bwd_steps_per_s": frames / visual,
+              "audio_encoder_fwd_bwd_steps_per_s": frames / audio,
+              "target_steps_per_s": 1500, "torch": torch.__version__}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"model_throughput_{args.config}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
