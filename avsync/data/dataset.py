@@ -175,26 +175,32 @@ def _others(count: int, item: int, wanted: int, rng: np.random.Generator) -> lis
 
 
 def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Pad a list of `AVSpeechDataset` items into the batch of docs/architecture.md."""
+    """Pad a list of `AVSpeechDataset` items into the batch of docs/architecture.md.
+
+    Padding is done in numpy (single-threaded) and wrapped as tensors without a copy: torch's
+    intra-op threads cost more than they save on these small copies, most of all in a busy
+    DataLoader main process.
+    """
     if not samples:
         raise ConfigError("collate got an empty list of samples")
-    steps = torch.tensor([s["video"].shape[0] for s in samples], dtype=torch.int64)
-    token_lengths = torch.tensor([s["tokens"].shape[0] for s in samples], dtype=torch.int64)
-    batch, longest, roi = len(samples), int(steps.max()), samples[0]["video"].shape[1:]
-    video = torch.zeros((batch, longest, *roi), dtype=torch.uint8)
-    audio = torch.zeros((batch, longest * SAMPLES_PER_STEP), dtype=torch.float32)
-    tokens = torch.zeros((batch, int(token_lengths.max())), dtype=torch.int64)
-    speech = torch.zeros((batch, longest), dtype=torch.bool)
+    steps = np.array([s["video"].shape[0] for s in samples], dtype=np.int64)
+    token_lengths = np.array([s["tokens"].shape[0] for s in samples], dtype=np.int64)
+    batch, longest, roi = len(samples), int(steps.max()), tuple(samples[0]["video"].shape[1:])
+    video = np.zeros((batch, longest, *roi), dtype=np.uint8)
+    audio = np.zeros((batch, longest * SAMPLES_PER_STEP), dtype=np.float32)
+    tokens = np.zeros((batch, int(token_lengths.max())), dtype=np.int64)
+    speech = np.zeros((batch, longest), dtype=bool)
     for b, sample in enumerate(samples):
         t, u = int(steps[b]), int(token_lengths[b])
-        video[b, :t] = sample["video"]
-        audio[b, :t * SAMPLES_PER_STEP] = sample["audio"]
-        tokens[b, :u] = sample["tokens"]
-        speech[b, :t] = sample["speech_mask"]
-    return {"video": video, "video_lengths": steps, "audio": audio,
-            "audio_lengths": steps * SAMPLES_PER_STEP, "tokens": tokens,
-            "token_lengths": token_lengths, "speech_mask": speech,
-            "ids": [s["id"] for s in samples]}
+        video[b, :t] = sample["video"].numpy()
+        audio[b, :t * SAMPLES_PER_STEP] = sample["audio"].numpy()
+        tokens[b, :u] = sample["tokens"].numpy()
+        speech[b, :t] = sample["speech_mask"].numpy()
+    return {"video": torch.from_numpy(video), "video_lengths": torch.from_numpy(steps),
+            "audio": torch.from_numpy(audio),
+            "audio_lengths": torch.from_numpy(steps * SAMPLES_PER_STEP),
+            "tokens": torch.from_numpy(tokens), "token_lengths": torch.from_numpy(token_lengths),
+            "speech_mask": torch.from_numpy(speech), "ids": [s["id"] for s in samples]}
 
 
 class LengthBucketSampler(Sampler[list[int]]):

@@ -57,10 +57,12 @@ def format_stats(title: str, facts: list[ClipFacts]) -> str:
     """A text report: a table per split, vocabulary size and a duration histogram."""
     stats = split_stats(facts)
     vocabulary = {w for f in facts for w in f.text.split()}
-    lines = [title, f"{'split':<10} {'clips':>8} {'hours':>8} {'speakers':>9}"]
+    lines = [title, f"{'split':<10} {'clips':>8} {'hours':>9} {'mean s':>7} {'speakers':>9}"]
     for name, s in sorted(stats.items(), key=lambda kv: kv[0] == "all"):
+        timed = s.clips - s.untimed
+        mean = f"{s.hours * 3600 / timed:>7.2f}" if timed else f"{'-':>7}"
         untimed = f"  ({s.untimed} without a known duration)" if s.untimed else ""
-        lines.append(f"{name:<10} {s.clips:>8} {s.hours:>8.2f} {s.speakers:>9}{untimed}")
+        lines.append(f"{name:<10} {s.clips:>8} {s.hours:>9.3f} {mean} {s.speakers:>9}{untimed}")
     lines.append(f"vocabulary: {len(vocabulary)} distinct words, "
                  f"{sum(len(f.text.split()) for f in facts)} running words")
     rows = histogram(f.seconds for f in facts if f.seconds is not None)
