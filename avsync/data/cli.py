@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -110,8 +111,8 @@ def _prepare_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="cache folder (default ROOT/.avsync/cache)")
     p.add_argument("--roi-size", type=_positive_int, default=96, metavar="N",
                    help="stored mouth-ROI side in pixels (default 96; the CPU model uses 40)")
-    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
-                   help="decoding processes (default 1)")
+    p.add_argument("--workers", type=_positive_int, default=min(4, os.cpu_count() or 1),
+                   metavar="N", help="decoding processes (default min(4, CPUs))")
     p.add_argument("--tokenizer", type=Path, metavar="MODEL",
                    help="sentencepiece .model whose ids to store (default: none; the Dataset "
                         "then tokenises at load time)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -125,8 +126,15 @@ def bad_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_clip(root, "spk3/00002", "THIRTY FPS", seed=7, fps=30)
     write_clip(root, "spk3/00003", "", seed=8)  # empty transcript
     write_clip(root, "spk3/00004", "SHORT AUDIO", steps=25, audio_steps=5, seed=9)
+    audio_only = root / "main" / "spk3/00005.mp4"  # a WAV under an .mp4 name: no video stream
+    with wave.open(str(audio_only), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(SAMPLE_RATE)
+        handle.writeframes((_tone(10, 3) * 32767).astype("<i2").tobytes())
+    put(audio_only.with_suffix(".txt"), LRS2_MAIN_TXT.format(text="ONLY AUDIO"))
     put(root / "train.txt", "spk1/00001\nspk1/00002\nspk2/00002\nspk2/00003\nspk3/00001\n")
-    put(root / "val.txt", "spk3/00002\nspk3/00003\nspk3/00004\n")
+    put(root / "val.txt", "spk3/00002\nspk3/00003\nspk3/00004\nspk3/00005\n")
     put(root / "test.txt", "spk2/00001\n")
     return root
 

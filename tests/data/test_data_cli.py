@@ -29,8 +29,8 @@ def test_index_tokenizer_prepare_stats(bad_corpus: Path, tmp_path: Path,
     manifest = tmp_path / "m.jsonl"
     assert cli.main(["index", str(bad_corpus), "--out", str(manifest)]) == 0
     out = capsys.readouterr().out
-    assert "kept 7 clips" in out and "missing-txt" in out and "empty-transcript" in out
-    assert len(manifest.read_text().splitlines()) == 7
+    assert "kept 8 clips" in out and "missing-txt" in out and "empty-transcript" in out
+    assert len(manifest.read_text().splitlines()) == 8
 
     prefix = tmp_path / "tok"
     assert cli.main(["tokenizer", str(manifest), "--vocab-size", "500", "--out", str(prefix),
@@ -39,11 +39,12 @@ def test_index_tokenizer_prepare_stats(bad_corpus: Path, tmp_path: Path,
 
     cache = tmp_path / "cache"
     assert cli.main(["prepare", str(manifest), "--out", str(cache), "--roi-size", "16",
-                     "--tokenizer", str(prefix) + ".model", "--no-progress"]) == 0
+                     "--tokenizer", str(prefix) + ".model", "--workers", "1",
+                     "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "kept 3 clips" in out and "wrong-fps" in out and "decoded 7, reused 0" in out
+    assert "kept 3 clips" in out and "wrong-fps" in out and "decoded 8, reused 0" in out
     assert PreparedCache(cache).roi_size == 16
-    assert json.loads((cache / "report.json").read_text())["skipped"] == 6
+    assert json.loads((cache / "report.json").read_text())["skipped"] == 7
 
     assert cli.main(["stats", str(cache)]) == 0
     out = capsys.readouterr().out

@@ -26,6 +26,7 @@ EXPECTED_BAD = {
     "main/spk3/00002.mp4": "wrong-fps",
     "main/spk3/00003.txt": "empty-transcript",
     "main/spk3/00004.mp4": "length-mismatch",
+    "main/spk3/00005.mp4": "no-video",
 }
 GOOD = {"spk1/00001": 12, "spk1/00002": 20, "spk2/00001": 9}
 
@@ -81,7 +82,7 @@ def test_rerun_reuses_everything(prepared, bad_corpus: Path) -> None:
     out, (first, tokenizer) = prepared
     again = prepare_cache(index_dataset(bad_corpus), out, PrepareConfig(roi_size=ROI),
                           tokenizer=tokenizer, progress=False)
-    assert (again.decoded, again.reused) == (0, 7)  # 7 entries reach decoding
+    assert (again.decoded, again.reused) == (0, 8)  # 8 entries reach decoding
     assert again.kept == first.kept
 
 
@@ -102,7 +103,7 @@ def test_an_interrupted_prepare_never_reads_as_complete_and_resumes(
         PreparedCache(out)
     resumed = prepare_cache(index_dataset(bad_corpus), out, PrepareConfig(roi_size=ROI),
                             tokenizer=tokenizer, progress=False)
-    assert resumed.reused == 2 and resumed.decoded == 5
+    assert resumed.reused == 2 and resumed.decoded == 6
     _check_cache(PreparedCache(out), bad_corpus)
 
 

@@ -39,7 +39,8 @@ def test_synth_then_index_round_trips_every_transcript_and_word_timing(tmp_path:
 
     cache_dir = tmp_path / "cache"
     assert cli.main(["data", "prepare", str(root), "--out", str(cache_dir), "--roi-size", "40",
-                     "--tokenizer", str(_tokenizer(root, tmp_path)), "--no-progress"]) == 0
+                     "--tokenizer", str(_tokenizer(root, tmp_path)), "--workers", "1",
+                     "--no-progress"]) == 0
     cache = PreparedCache(cache_dir)
     assert sorted(cache.ids) == sorted(e.id for e in manifest.entries)
     for i in range(len(cache)):
