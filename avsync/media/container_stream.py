@@ -23,6 +23,7 @@ import numpy as np
 
 from avsync.errors import MediaError
 from avsync.media.audio import AudioPlacer
+from avsync.media.frames import frame_to_image
 from avsync.media.resample import StreamingResampler
 from avsync.timebase import SAMPLE_RATE
 
@@ -309,7 +310,7 @@ class ContainerStreamDecoder:
                     self._add_audio(frame)
 
     def _add_frame(self, frame: av.VideoFrame) -> None:
-        image = frame.to_ndarray(format="gray" if self._gray else "rgb24")
+        image = frame_to_image(frame, self._gray)
         self._decoded_any = True
         with self._lock:
             self._frames.append(TimedFrame(float(frame.time or 0.0), image))

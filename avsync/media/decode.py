@@ -22,6 +22,7 @@ import numpy as np
 
 from avsync.errors import MediaError
 from avsync.media.audio import AudioPlacer
+from avsync.media.frames import frame_to_image
 from avsync.media.resample import resample_audio
 from avsync.timebase import FPS, SAMPLE_RATE, samples_to_steps
 
@@ -242,7 +243,7 @@ def decode_media(source: MediaSource, *, gray: bool = True, video: bool = True,
         for packet in _packets(container, streams, name):
             for frame in _decode(packet, name):
                 if isinstance(frame, av.VideoFrame):
-                    images.append(frame.to_ndarray(format="gray" if gray else "rgb24"))
+                    images.append(frame_to_image(frame, gray))
                     times.append(None if frame.time is None else frame.time - origin)
                 else:
                     track.add(frame)

@@ -55,7 +55,7 @@ def test_astronaut_has_one_face_and_its_mouth_box_holds_her_mouth(astronaut_gray
 
 
 def test_detection_scales_with_the_image(astronaut_gray, detector) -> None:
-    """Downscaled 2x (and upscaled past work_side), the same face is found in place."""
+    """Downscaled 2x and upscaled 2x, the same face is found in the same place."""
     full = detector.detect(astronaut_gray)[0]
     half = detector.detect(cv2.resize(astronaut_gray, (256, 256), interpolation=cv2.INTER_AREA))
     assert len(half) == 1 and iou(half[0].scaled(2.0), full) > 0.8
