@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -80,10 +80,8 @@ async def stream_media(url: str, audio: np.ndarray | None, frames: np.ndarray | 
             return received
         receiver = asyncio.create_task(_receive(ws, received, on_message))
         await _send_media(ws, audio, frames, options)
-        try:
+        with contextlib.suppress(ConnectionClosed):  # the server may have ended it (a limit)
             await ws.send(encode(End()))
-        except ConnectionClosed:  # the server ended the session first (limit, error)
-            pass
         try:
             await asyncio.wait_for(receiver, options.timeout_s)
         except TimeoutError:

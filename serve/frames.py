@@ -22,10 +22,12 @@ WHOLE_FRAME_TRACK: int = 0
 def decode_frame(payload: bytes | memoryview, spec: VideoSpec | None) -> np.ndarray:
     """One VIDEO payload → (H, W) uint8 gray. Raw sizes were checked by the session."""
     assert spec is not None
+    if spec.encoding.pixel_bytes is not None:
+        assert spec.width is not None and spec.height is not None  # checked by the parser
     if spec.encoding is VideoEncoding.GRAY8:
-        return np.frombuffer(payload, np.uint8).reshape(spec.height, spec.width)
+        return np.frombuffer(payload, np.uint8).reshape(spec.height, spec.width)  # type: ignore[arg-type]
     if spec.encoding is VideoEncoding.RGB24:
-        rgb = np.frombuffer(payload, np.uint8).reshape(spec.height, spec.width, 3)
+        rgb = np.frombuffer(payload, np.uint8).reshape(spec.height, spec.width, 3)  # type: ignore[arg-type]
         return av.VideoFrame.from_ndarray(rgb, format="rgb24").to_ndarray(format="gray")
     from avsync.media.jpeg import decode_jpeg
 

@@ -14,6 +14,7 @@ the audio covers it and a frame at or after its last step arrived (or the audio 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,7 @@ from serve.protocol import (
 )
 
 if TYPE_CHECKING:
-    from avsync.media.container_stream import StreamOutput
+    from avsync.media.container_stream import ContainerStreamDecoder, StreamOutput
 
 GAP_US: int = 100_000
 STEP_US: int = STEP_MS * 1000
@@ -84,7 +85,7 @@ class MediaInput:
         self._last_frame_step = -1
         self._next = 0  # first step not yet handed on
         self.faces = FaceFinder(start.video, roi_size, max_faces) if start.video else None
-        self.container = None
+        self.container: ContainerStreamDecoder | None = None
         self.frames_accepted = 0
         self.late_frames = 0
 
@@ -111,10 +112,8 @@ class MediaInput:
     def flush(self) -> list[Chunk]:
         """End of stream: everything left, the last step padded with silence."""
         if self.container is not None:
-            try:
+            with contextlib.suppress(MediaError):  # reported when its bytes came
                 self._container_output(self.container.close())
-            except MediaError:
-                pass  # already reported when the bytes came; keep what decoded
         if self._resampler is not None:
             self._append_audio(self._resampler.flush())
         return self._take(final=True)
@@ -186,7 +185,7 @@ class MediaInput:
 
     def _feed_container(self, payload: bytes | memoryview) -> None:
         """webm/mp4 bytes: decoded on the decoder's own thread; take what is ready now."""
-        from avsync.media.container_stream import ContainerStreamDecoder
+        from avsync.media.container_stream import ContainerStreamDecoder  # noqa: F811
 
         if self.container is None:  # the format is sniffed: garbage is refused at once
             self.container = ContainerStreamDecoder(gray=True)

@@ -9,15 +9,19 @@ per-stream recogniser, sync estimator and speaker detector on each result.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from avsync.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from serve.engine import Engine
 
 
 class RuntimeEngine:
     @classmethod
-    def load(cls, model_dir: Path, threads: int = 1) -> RuntimeEngine:
+    def load(cls, model_dir: Path, threads: int = 1) -> Engine:
         try:
-            from avsync.runtime import load_model  # noqa: F401
+            from avsync.runtime import load_model  # type: ignore[attr-defined]  # noqa: F401
         except ImportError:
             raise ModelLoadError(
                 f"cannot serve {model_dir}: this build of avsync has no ONNX runtime "

@@ -386,7 +386,10 @@ class SessionRunner:
         while not self.outbox.empty():  # nothing queued may overtake the error
             self.outbox.get_nowait()
         for action in actions:
-            self.outbox.put_nowait(encode(action.message) if isinstance(action, Send) else action)
+            if isinstance(action, Send):
+                self.outbox.put_nowait(encode(action.message))
+            elif isinstance(action, Close):
+                self.outbox.put_nowait(action)
 
     async def _close_ws(self, code: int, reason: str) -> None:
         try:

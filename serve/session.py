@@ -297,7 +297,7 @@ class Session:
     def _refuse(self, error: ProtocolError) -> list[Action]:
         """A fatal problem before streaming: error, then close without `done`."""
         self.phase = Phase.CLOSED
-        return [Send(Error(error.code, str(error), fatal=True)),
+        return [Send(Error(ErrorCode(error.code), str(error), fatal=True)),
                 Close(CloseCode.POLICY, error.code)]
 
     @staticmethod

@@ -4,14 +4,12 @@ sessions unharmed, and nothing already received lost."""
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import numpy as np
 import pytest
 from serve_harness import final_texts, open_session, receive_rest, run, running_server, stream_url
 from tone_engine import tone_clip
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from serve.client import StreamOptions, media_messages, stream_media
 from serve.protocol import (
@@ -35,13 +33,13 @@ CLIP = tone_clip(["nothing lost"])
 START_AV = encode(Start(audio=AudioSpec(), video=VideoSpec(VideoEncoding.GRAY8, 64, 64)))
 
 
-async def session_with(bad: list[str | bytes], start: str = START_AV, options=StreamOptions()):
+async def session_with(bad: list[str | bytes], start: str = START_AV):
     """Start, send the bad messages after the first half of the clip's media, finish the clip,
     end; returns every server message and the close code."""
     async with running_server() as server:
         ws, ready = await open_session(stream_url(server), start)
         assert isinstance(ready, Ready), ready
-        media = [m for _, m in media_messages(CLIP.audio, CLIP.frames(), options)]
+        media = [m for _, m in media_messages(CLIP.audio, CLIP.frames(), StreamOptions())]
         half = len(media) // 2
         for message in media[:half] + bad + media[half:]:
             await ws.send(message)

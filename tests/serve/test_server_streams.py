@@ -77,7 +77,7 @@ def test_a_clip_streamed_in_real_time_gives_the_offline_transcript() -> None:
     assert isinstance(messages[0], Ready)
     assert final_texts(messages) == list(CLIP.texts) == offline_finals(CLIP)
     words = [w.word for m in messages if isinstance(m, Final) for w in m.words]
-    assert words == "hello world good bye".split()
+    assert words == ["hello", "world", "good", "bye"]
     assert messages[-1].audio_ms == len(CLIP.audio) * 1000 // 16000
     assert messages[-1].video_frames == CLIP.steps
     assert any(isinstance(m, Speakers) for m in messages)
