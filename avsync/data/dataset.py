@@ -140,12 +140,12 @@ class AVSpeechDataset(Dataset):
         return np.ascontiguousarray(crop[:, :, ::-1] if flip else crop)
 
     def _tokens(self, clip: CachedClip, window: Window) -> list[int] | np.ndarray:
-        if window.words is not None:
-            assert self.tokenizer is not None
-            return self.tokenizer.encode(" ".join(w for w, _, _ in window.words))
-        if self._cached_tokens:
+        if window.words is None and self._cached_tokens:
             return clip.tokens.astype(np.int64)
-        return self.tokenizer.encode(clip.text)
+        assert self.tokenizer is not None  # __init__ refuses the other cases
+        if window.words is None:
+            return self.tokenizer.encode(clip.text)
+        return self.tokenizer.encode(" ".join(w for w, _, _ in window.words))
 
     def _add_babble(self, audio: np.ndarray, item: int, rng: np.random.Generator) -> np.ndarray:
         """Babble of other clips of this split at a random SNR; clean audio when the clip or

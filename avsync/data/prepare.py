@@ -9,7 +9,9 @@ not be rebuilt when the vocabulary changes).
 
 Bad inputs (see `report.Reason`) are skipped, counted and written to `report.json`; the run
 never stops for them. A journal makes a re-run resume (or, when all is done, return at once),
-and `manifest.json` is written last, so an interrupted prepare never reads as complete.
+and `manifest.json` is written last, so an interrupted prepare never reads as complete. A
+clip is redone when its manifest entry or its file (size, mtime) changed; a different ROI
+size, tokenizer or check threshold starts the cache over.
 """
 
 from __future__ import annotations
