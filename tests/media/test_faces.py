@@ -131,16 +131,18 @@ def test_two_moving_faces_keep_two_stable_track_ids(astronaut_gray, detector) ->
 def test_a_still_face_gives_a_still_box(astronaut_gray, detector) -> None:
     """Sensor noise changes each frame; the tracked box must not jitter with it."""
     rng = np.random.default_rng(1)
+    still = cv2.resize(astronaut_gray, (320, 320), interpolation=cv2.INTER_AREA)
     tracker = FaceTracker(detector, TrackerConfig(detect_every=5))
     tracked, raw = [], []
-    for _ in range(30):
-        noisy = np.clip(astronaut_gray + rng.normal(0, 4, astronaut_gray.shape), 0, 255)
-        noisy = noisy.astype(np.uint8)
-        tracked += [(f.box.x, f.box.y, f.box.w) for f in tracker.update(noisy)]
-        raw += [(b.x, b.y, b.w) for b in detector.detect(noisy)]
-    assert len(tracked) >= 28 and len(raw) == 30
-    # the detector alone jitters by 1.2-2.5 px on this 157 px box; the tracker halves that
-    assert np.all(np.std(tracked[5:], axis=0) < 0.6 * np.std(raw, axis=0))
+    for _ in range(25):
+        noisy = np.clip(still + rng.normal(0, 4, still.shape), 0, 255).astype(np.uint8)
+        faces = tracker.update(noisy)
+        assert len(faces) <= 1  # a one-frame false detection never becomes a track
+        tracked += [(f.box.x, f.box.y, f.box.w) for f in faces]
+        raw += [(b.x, b.y, b.w) for b in detector.detect(noisy)[:1]]  # the largest
+    assert len(tracked) >= 23 and len(raw) == 25
+    # the tracker at least halves the detector's own jitter
+    assert np.all(np.std(tracked[5:], axis=0) < 0.5 * np.std(raw, axis=0))
 
 
 def test_tracks_are_born_after_hits_and_die_after_misses() -> None:
