@@ -27,7 +27,7 @@ ALPHABET = " abcdefghijklmnopqrstuvwxyz'"
 BASE_HZ, STEP_HZ, AMPLITUDE = 500.0, 100.0, 0.3
 ENDPOINT_STEPS = 4
 ROI = 24
-QUIET_RMS, DARK_LEVEL = 0.02, 4.0
+QUIET_RMS, DARK_LEVEL = 0.14, 4.0  # a step less than ~40% covered by a tone is quiet
 
 
 def symbol_from_audio(step: np.ndarray) -> int | None:
