@@ -47,12 +47,13 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Ten
 
 
 class RotaryMixin(nn.Module):
+    inv_freq: torch.Tensor  # (head_dim / 2,) rotation rate of each channel pair
+
     def _init_rotary(self, head_dim: int) -> None:
         inv_freq = 1.0 / ROTARY_BASE ** (torch.arange(0, head_dim, 2).float() / head_dim)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
-    def _positions(self, start: int | torch.Tensor, count: int | torch.Tensor,
-                   device: torch.device) -> torch.Tensor:
+    def _positions(self, start: int, count: int, device: torch.device) -> torch.Tensor:
         return torch.arange(count, device=device).float() + start
 
 

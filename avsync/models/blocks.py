@@ -7,6 +7,8 @@ sequences and `step` over one chunk with named caches (see `avsync.models.state`
 
 from __future__ import annotations
 
+import typing
+
 import torch
 from torch import nn
 
@@ -129,9 +131,12 @@ class BlockStack(nn.Module):
         self.layers = nn.ModuleList(EncoderBlock(config, streaming.left_context)
                                     for _ in range(config.n_layers))
 
+    def blocks(self) -> list[EncoderBlock]:
+        return [typing.cast(EncoderBlock, layer) for layer in self.layers]
+
     def state_specs(self) -> Specs:
         specs: Specs = [(COUNTER, (1,))]
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.blocks()):
             specs += prefixed(f"layer{i}", layer.state_specs())
         return specs
 
@@ -145,7 +150,7 @@ class BlockStack(nn.Module):
         """x: (B, C, d) one chunk; parts: this stack's caches -> (y, new caches)."""
         n_past = parts[COUNTER][:, 0]
         new: Parts = {}
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.blocks()):
             x, layer_new = layer.step(x, take(parts, f"layer{i}"), n_past)
             put(new, f"layer{i}", layer_new)
         count = torch.clamp(n_past + x.shape[1], max=float(self.left_context))

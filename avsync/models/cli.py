@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from avsync.models.config import PRESETS, load_config
 
@@ -40,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _states(config_name: str) -> dict[str, object]:
+def _states(config_name: str) -> dict[str, dict[str, Any]]:
     from avsync.models.flops import build_meta
 
     model = build_meta(load_config(config_name))
@@ -58,7 +59,7 @@ def _info(args: argparse.Namespace) -> int:
     cost = model_cost(config, args.chunk)
     states = _states(args.config) if args.states else None
     if args.json:
-        document = {**asdict(cost), "total_params": cost.total_params,
+        document: dict[str, Any] = {**asdict(cost), "total_params": cost.total_params,
                     "streaming_mflops_per_step": cost.streaming_mflops}
         if states is not None:
             document["states"] = states
@@ -67,7 +68,7 @@ def _info(args: argparse.Namespace) -> int:
     print(format_cost(cost))
     for name, layout in (states or {}).items():
         print(f"{name} state: {layout['size']} floats per stream")
-        for s in layout["slices"]:  # type: ignore[union-attr]
+        for s in layout["slices"]:
             print(f"  {s['name']:<28} {str(tuple(s['shape'])):<16} offset {s['offset']}")
     return 0
 

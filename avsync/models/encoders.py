@@ -57,6 +57,7 @@ class StreamingEncoder(nn.Module):
 
     blocks: BlockStack
     norm: nn.LayerNorm
+    dropout: nn.Dropout
 
     def _state_specs(self) -> Specs:
         raise NotImplementedError
@@ -82,7 +83,9 @@ class StreamingEncoder(nn.Module):
 class ModalityEncoder(StreamingEncoder):
     """Front end + blocks + sync projection; the audio and visual encoders differ by front end."""
 
-    def __init__(self, frontend: nn.Module, config: ModelConfig, d_model: int,
+    frontend: AudioFrontend | VisualFrontend
+
+    def __init__(self, frontend: AudioFrontend | VisualFrontend, config: ModelConfig, d_model: int,
                  encoder_config_name: str) -> None:
         super().__init__()
         encoder = getattr(config, encoder_config_name)

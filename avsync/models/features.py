@@ -40,6 +40,9 @@ def _fp32(x: torch.Tensor) -> contextlib.AbstractContextManager[object]:
 class LogMel(nn.Module):
     """PCM -> causal 80-bin log-mel at 100 Hz, 4 frames per 40 ms step."""
 
+    dft: torch.Tensor  # (400, 2 * 201) Hann-windowed cos | -sin
+    fbank: torch.Tensor  # (201, 80) HTK mel filterbank, unnormalised
+
     def __init__(self) -> None:
         super().__init__()
         # Computed on the CPU in float64, then moved where the model is being built (a

@@ -18,7 +18,7 @@ import torch
 
 from avsync.models.config import ObjectiveConfig
 from avsync.models.decoder import teacher_forcing
-from avsync.models.encoders import step_mask
+from avsync.models.encoders import EncoderOutput, FusionOutput, step_mask
 from avsync.models.losses import (
     Metrics,
     asd_loss,
@@ -97,6 +97,36 @@ class ContrastiveGenerativeObjective:
         sign = torch.randint(0, 2, (batch_size,), generator=generator) * 2 - 1
         return (size * sign).to(device)
 
+    def encode(self, model: AVSyncModel, batch: Batch, chunk_size: int | None,
+               generator: torch.Generator | None, modality: Modality | None
+               ) -> tuple[EncoderOutput, EncoderOutput, FusionOutput]:
+        """Both modality encoders on the whole batch, then fusion of what modality dropout
+        and (in training) time masking leave of their features."""
+        audio = model.audio_encoder(batch["audio"], batch["audio_lengths"], chunk_size)
+        visual = model.visual_encoder(batch["video"], batch["video_lengths"], chunk_size)
+        steps = min(audio.features.shape[1], visual.features.shape[1])
+        lengths = torch.minimum(audio.lengths, visual.lengths).clamp(max=steps)
+        audio_present, video_present = self.presence(lengths.shape[0], modality, generator,
+                                                     lengths.device)
+        audio_features, visual_features = audio.features[:, :steps], visual.features[:, :steps]
+        if model.training:
+            audio_features = audio_features * self.time_mask(lengths, steps, generator)[..., None]
+            visual_features = visual_features * self.time_mask(lengths, steps, generator)[..., None]
+        fusion = model.fuse(audio_features, visual_features, lengths, chunk_size=chunk_size,
+                            audio_present=audio_present, video_present=video_present)
+        return audio, visual, fusion
+
+    def text_losses(self, model: AVSyncModel, batch: Batch, fusion: FusionOutput
+                    ) -> tuple[Metrics, Metrics]:
+        """CTC on the fused features and the decoder's label-smoothed cross-entropy
+        -> ({loss_ctc, loss_attention}, {attention_acc})."""
+        tokens, token_lengths = batch["tokens"], batch["token_lengths"]
+        ctc = ctc_loss(fusion.log_probs, fusion.lengths, tokens, token_lengths)
+        inputs, targets, input_lengths = teacher_forcing(tokens, token_lengths)
+        logits = model.decoder(inputs, input_lengths, fusion.memory, fusion.lengths)
+        attention, accuracy = attention_loss(logits, targets, self.config.label_smoothing)
+        return {"loss_ctc": ctc, "loss_attention": attention}, {"attention_acc": accuracy}
+
     def __call__(self, model: AVSyncModel, batch: Batch, *, chunk_size: int | None,
                  generator: torch.Generator | None = None, modality: Modality | None = None
                  ) -> tuple[torch.Tensor, Metrics]:
@@ -106,45 +136,25 @@ class ContrastiveGenerativeObjective:
         the fusion encoder sees; None = modality dropout while training, "av" in eval mode.
         Random choices use `generator` (CPU) so runs are reproducible.
         """
-        c = self.config
         if modality is None and not model.training:
             modality = "av"
-        audio = model.audio_encoder(batch["audio"], batch["audio_lengths"], chunk_size)
-        visual = model.visual_encoder(batch["video"], batch["video_lengths"], chunk_size)
-        steps = min(audio.features.shape[1], visual.features.shape[1])
-        lengths = torch.minimum(audio.lengths, visual.lengths).clamp(max=steps)
-        valid = step_mask(lengths, steps)
-        b, device = lengths.shape[0], lengths.device
-        audio_present, video_present = self.presence(b, modality, generator, device)
-        audio_features, visual_features = audio.features[:, :steps], visual.features[:, :steps]
-        if model.training:
-            audio_features = audio_features * self.time_mask(lengths, steps, generator)[..., None]
-            visual_features = visual_features * self.time_mask(lengths, steps, generator)[..., None]
-        fusion = model.fuse(audio_features, visual_features, lengths, chunk_size=chunk_size,
-                            audio_present=audio_present, video_present=video_present)
-
-        losses: Metrics = {}
-        tokens, token_lengths = batch["tokens"], batch["token_lengths"]
-        losses["loss_ctc"] = ctc_loss(fusion.log_probs, fusion.lengths, tokens, token_lengths)
-        inputs, targets, input_lengths = teacher_forcing(tokens, token_lengths)
-        logits = model.decoder(inputs, input_lengths, fusion.memory, fusion.lengths)
-        losses["loss_attention"], attention_acc = attention_loss(logits, targets,
-                                                                 c.label_smoothing)
+        audio, visual, fusion = self.encode(model, batch, chunk_size, generator, modality)
+        steps, valid = fusion.memory.shape[1], step_mask(fusion.lengths, fusion.memory.shape[1])
         a_embed, v_embed = audio.embeddings[:, :steps], visual.embeddings[:, :steps]
         speaking = batch["speech_mask"][:, :steps].bool() & valid
+        c, scale = self.config, model.sync_scale()
+        losses, metrics = self.text_losses(model, batch, fusion)
         anchors = speaking if c.sync_speech_only else valid
-        scale = model.sync_scale()
         losses["loss_sync"] = info_nce(a_embed, v_embed, anchors, scale,
                                        max_steps=c.sync_max_steps, generator=generator)
         losses["loss_asd"], asd_metrics = asd_loss(
             model.asd_head, v_embed, a_embed, speaking, valid,
-            self.asd_shifts(b, generator, device),
+            self.asd_shifts(valid.shape[0], generator, valid.device),
             mismatch_weight=c.asd_mismatch_weight, shift_weight=c.asd_shift_weight)
-
         total = (c.ctc_weight * losses["loss_ctc"] + c.attention_weight * losses["loss_attention"]
                  + c.sync_weight * losses["loss_sync"] + c.asd_weight * losses["loss_asd"])
-        metrics: Metrics = {"loss": total, **losses, "attention_acc": attention_acc, **asd_metrics,
-                            **sync_accuracy(a_embed, v_embed, valid, SYNC_MAX_SHIFT),
-                            "modality_gap": modality_gap(a_embed, v_embed, valid),
-                            "temperature": 1.0 / scale}
+        metrics.update({"loss": total, **losses, **asd_metrics,
+                        **sync_accuracy(a_embed, v_embed, valid, SYNC_MAX_SHIFT),
+                        "modality_gap": modality_gap(a_embed, v_embed, valid),
+                        "temperature": 1.0 / scale})
         return total, {name: value.detach() for name, value in metrics.items()}

@@ -23,7 +23,8 @@ Batch = dict[str, torch.Tensor]
 def _clip_plan(steps: int, vocab_size: int, generator: torch.Generator
                ) -> list[tuple[int, int, int]]:
     """[(token, first step, last step + 1), ...] filling `steps` with spans and gaps."""
-    plan, t = [], int(torch.randint(0, 3, (1,), generator=generator))
+    plan: list[tuple[int, int, int]] = []
+    t = int(torch.randint(0, 3, (1,), generator=generator))
     while True:
         width = int(torch.randint(3, 6, (1,), generator=generator))
         if t + width > steps:
@@ -66,12 +67,12 @@ def toy_batch(batch_size: int, steps: int, roi: int, vocab_size: int, seed: int 
     audio = torch.zeros(batch_size, steps * timebase.SAMPLES_PER_STEP)
     video = torch.zeros(batch_size, steps, roi, roi, dtype=torch.uint8)
     speech = torch.zeros(batch_size, steps, dtype=torch.bool)
-    plans = []
+    plans: list[list[int]] = []
     for i, length in enumerate(lengths.tolist()):
-        plan = _clip_plan(length, vocab_size, generator)
-        a, v, s = _render(plan, length, roi, vocab_size, generator)
+        spans = _clip_plan(length, vocab_size, generator)
+        a, v, s = _render(spans, length, roi, vocab_size, generator)
         audio[i, :a.numel()], video[i, :length], speech[i, :length] = a, v, s
-        plans.append([token for token, _, _ in plan])
+        plans.append([token for token, _, _ in spans])
     width = max(1, max(len(p) for p in plans))
     tokens = torch.zeros(batch_size, width, dtype=torch.long)
     for i, plan in enumerate(plans):
