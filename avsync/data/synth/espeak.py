@@ -7,7 +7,8 @@ sync with the voice to the millisecond and the `.txt` word times be exact rather
 libespeak-ng keeps global state and is not thread-safe: one process synthesises one utterance at
 a time, and the corpus generator parallelises with processes. The engine is initialised lazily,
 once per process, in synchronous mode (the callback receives every sample before `espeak_Synth`
-returns).
+returns), and each utterance is synthesised in a child forked from that pristine state, because
+the library carries state from one message to the next (see `_Engine.run`).
 
 Timing model (checked against the waveform): a PHONEME event marks where the phoneme's sound
 starts; a WORD event marks where the word starts, which for a word that opens with a stop is the
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import os
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -131,7 +134,9 @@ class _Collector:
 
 
 class _Engine:
-    """The process-wide libespeak-ng instance (one per process: the library is global)."""
+    """The process-wide libespeak-ng instance (one per process: the library is global).
+
+    It is initialised here but only ever synthesises in forked children (see `run`)."""
 
     def __init__(self) -> None:
         try:
@@ -148,7 +153,6 @@ class _Engine:
         self.collector = _Collector([], [])
         self._callback = _Callback(self._on_synth)  # keep a reference: ctypes does not
         self.lib.espeak_SetSynthCallback(self._callback)
-        self.voice: Voice | None = None
 
     def _on_synth(self, wav, count: int, events) -> int:
         if wav and count > 0:
@@ -162,18 +166,16 @@ class _Engine:
             index += 1
         return 0
 
-    def set_voice(self, voice: Voice) -> None:
-        if voice == self.voice:
-            return
+    def _set_voice(self, voice: Voice) -> None:
         if self.lib.espeak_SetVoiceByName(voice.espeak_name.encode()) != _EE_OK:
             raise DataError(f"espeak-ng has no voice {voice.espeak_name!r}; list them with "
                             "'espeak-ng --voices=en' and 'espeak-ng --voices=variant'")
         for parameter, value in ((_PARAM_RATE, voice.rate), (_PARAM_PITCH, voice.pitch),
                                  (_PARAM_RANGE, voice.pitch_range), (_PARAM_WORDGAP, 0)):
             self.lib.espeak_SetParameter(parameter, int(value), 0)
-        self.voice = voice
 
-    def run(self, text: str) -> _Collector:
+    def _synthesize_here(self, voice: Voice, text: str) -> tuple[np.ndarray, list]:
+        self._set_voice(voice)
         self.collector = _Collector([], [])
         data = text.encode("utf-8")
         status = self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0,
@@ -181,7 +183,45 @@ class _Engine:
         self.lib.espeak_Synchronize()
         if status != _EE_OK:
             raise DataError(f"espeak_Synth failed with status {status} on {text!r}")
-        return self.collector
+        chunks = self.collector.chunks
+        return (np.concatenate(chunks) if chunks else np.zeros(0, np.int16),
+                self.collector.events)
+
+    def run(self, voice: Voice, text: str) -> tuple[np.ndarray, list]:
+        """(int16 samples @ 22050 Hz, events) of `text`, synthesised in a forked child.
+
+        Why a child: libespeak-ng carries state from one message to the next (the pitch
+        flutter index, the glottal phase, libc's rand() for breathy voices), so the same text
+        twice gives slightly different audio and phoneme times. A child forked from this
+        process, which never synthesises itself, always starts from the pristine state, so an
+        utterance is identical whatever was generated before it in this worker.
+        """
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: synthesise, send the result, leave without cleanup
+            os.close(read_end)
+            try:
+                _libc_srand(0)
+                reply: object = self._synthesize_here(voice, text)
+            except BaseException as error:  # noqa: BLE001 - reported to the parent
+                reply = error if isinstance(error, DataError) else DataError(repr(error))
+            with os.fdopen(write_end, "wb") as pipe:
+                pickle.dump(reply, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+            os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            payload = pipe.read()
+        os.waitpid(pid, 0)
+        if not payload:
+            raise DataError(f"the espeak-ng child process died while saying {text!r}")
+        answer = pickle.loads(payload)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def _libc_srand(seed: int) -> None:
+    ctypes.CDLL(None).srand(seed)
 
 
 def _event_seconds(event: _Event) -> float:
@@ -241,11 +281,10 @@ def synthesize(words: Sequence[SpokenWord], voice: Voice) -> Speech:
     from avsync.media.resample import resample_audio
 
     engine = _engine()
-    engine.set_voice(voice)
     says = [w.say for w in words]
     for attempt in range(_ATTEMPTS):
         try:
-            native, phonemes = _speak(engine, says)
+            native, phonemes = _speak(engine, voice, says)
             break
         except _MergedWords as merged:
             if attempt == _ATTEMPTS - 1:
@@ -266,12 +305,12 @@ class _MergedWords(DataError):
         self.indices = indices
 
 
-def _speak(engine: _Engine, says: list[str]) -> tuple[np.ndarray, tuple[PhonemeSegment, ...]]:
+def _speak(engine: _Engine, voice: Voice,
+           says: list[str]) -> tuple[np.ndarray, tuple[PhonemeSegment, ...]]:
     """Native-rate int16 samples and phoneme segments of one espeak message."""
     text, spans = _compose(says)
-    collected = engine.run(text)
-    native = np.concatenate(collected.chunks) if collected.chunks else np.zeros(0, np.int16)
-    return native, _segments(collected.events, spans, len(native) / NATIVE_RATE, text)
+    native, events = engine.run(voice, text)
+    return native, _segments(events, spans, len(native) / NATIVE_RATE, text)
 
 
 def _compose(says: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:

@@ -195,7 +195,7 @@ class _Painter:
         self.image = image
         k = SUPERSAMPLE
         pose = cv2.getRotationMatrix2D(pivot, state.angle, state.scale)
-        pose[:, 2] += (state.dx, state.dy)
+        pose[:, 2] += np.array([state.dx, state.dy])
         self.matrix = pose * k
         self.body = np.array([[k, 0, k * state.dx * 0.5], [0, k, k * state.dy * 0.3]])
 

@@ -27,11 +27,13 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"^[A-Za-z]+(?:'[A-Za-z]+)*$")
 _EDGE = "\"'`()[]{}*_,;:.!?"
 _PAUSE_MARKS = ",;:"
+_SPEAKER_LABELS = ("Q:", "A:")  # the riddles file's question/answer labels are not spoken
 
 
 def _entries(text: str) -> list[str]:
     """Fortune entries (separated by '%' lines), attribution lines ('-- Author') dropped."""
-    entries, lines = [], []
+    entries: list[str] = []
+    lines: list[str] = []
     for line in text.splitlines() + ["%"]:
         if line.strip() == "%":
             entries.append(" ".join(lines))
@@ -44,7 +46,10 @@ def _entries(text: str) -> list[str]:
 def _sentence_words(sentence: str) -> tuple[SpokenWord, ...] | None:
     """The sentence as spoken words, or None when it is not plain enough to keep."""
     words = []
-    for token in sentence.split():
+    tokens = sentence.split()
+    if tokens and tokens[0] in _SPEAKER_LABELS:
+        tokens = tokens[1:]
+    for token in tokens:
         core = token.strip(_EDGE)
         if not _WORD.match(core):
             return None

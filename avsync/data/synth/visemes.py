@@ -27,8 +27,8 @@ from avsync.timebase import FPS
 PARAMETERS: tuple[str, ...] = ("jaw", "width", "round", "closure", "teeth", "tongue")
 JAW, WIDTH, ROUND, CLOSURE, TEETH, TONGUE = range(len(PARAMETERS))
 GRID_SECONDS: float = 0.002  # evaluation step of the dominance model
-ANTICIPATION: np.ndarray = np.array([0.045, 0.045, 0.110, 0.035, 0.040, 0.040])  # s, per parameter
-CARRY_OVER: np.ndarray = np.array([0.035, 0.035, 0.070, 0.030, 0.030, 0.030])  # s, per parameter
+ANTICIPATION: np.ndarray = np.array([0.040, 0.040, 0.100, 0.030, 0.040, 0.040])  # s, per parameter
+CARRY_OVER: np.ndarray = np.array([0.030, 0.030, 0.070, 0.025, 0.030, 0.030])  # s, per parameter
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def _v(name: str, target: tuple, dominance: tuple) -> tuple[str, Viseme]:
 #                 jaw  width round close teeth tongue
 VISEMES: dict[str, Viseme] = dict([
     _v("sil", (0.04, 0.50, 0.00, 0.90, 0.00, 0.00), (0.8, 0.8, 0.8, 0.8, 0.8, 0.8)),
-    _v("PBM", (0.06, 0.50, 0.10, 1.00, 0.00, 0.00), (2.0, 1.0, 0.5, 9.0, 3.0, 1.0)),
+    _v("PBM", (0.06, 0.50, 0.10, 1.00, 0.00, 0.00), (2.0, 1.0, 0.5, 6.0, 3.0, 1.0)),
     _v("FV", (0.12, 0.50, 0.00, 0.35, 1.00, 0.00), (2.0, 1.0, 0.8, 4.0, 6.0, 1.0)),
     _v("TH", (0.24, 0.55, 0.00, 0.00, 0.65, 1.00), (2.0, 0.8, 0.5, 2.0, 2.0, 6.0)),
     _v("ALV", (0.20, 0.58, 0.00, 0.00, 0.55, 0.20), (1.2, 0.6, 0.3, 1.5, 1.0, 1.0)),
