@@ -12,7 +12,8 @@ from avsync.data.synth.face import (
     SUPERSAMPLE,
     FrameState,
     _Painter,
-    finish_frame,
+    apply_lighting,
+    downsample,
     frame_states,
     random_identity,
     random_lighting,
@@ -101,8 +102,8 @@ def test_the_mouth_sits_in_the_fixed_crop() -> None:
     still = FrameState(0, 0, 0, 1, 0, 0, 0, 0)
     lighting = random_lighting(np.random.default_rng(0), 1)
     open_mouth = np.array(VISEMES["AA"].target)
-    frames = [finish_frame(render_face(background, identity, still, m), lighting, 0,
-                           np.random.default_rng(0)) for m in (REST, open_mouth)]
+    frames = [apply_lighting(downsample(render_face(background, identity, still, m))[None],
+                             lighting, np.random.default_rng(0))[0] for m in (REST, open_mouth)]
     threshold = 0.5 * np.median(_gray(frames[0]))
     opened = (_gray(frames[1]) < threshold) & (_gray(frames[0]) >= threshold)
     ys, xs = np.nonzero(opened)

@@ -15,6 +15,7 @@ that crop. Coordinates below are in a 160×160 canonical frame.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -215,12 +216,20 @@ class _Painter:
 
 def _ellipse(cx: float, cy: float, ax: float, ay: float, start: float = 0.0,
              stop: float = 2 * np.pi, n: int = 48) -> np.ndarray:
+    return np.array([cx, cy]) + np.array([ax, ay]) * _arc(float(start), float(stop), n)
+
+
+@lru_cache(maxsize=256)
+def _arc(start: float, stop: float, n: int) -> np.ndarray:
+    """(n, 2) unit-circle points from angle `start` to `stop` (cached: drawn every frame)."""
     theta = np.linspace(start, stop, n)
-    return np.stack([cx + ax * np.cos(theta), cy + ay * np.sin(theta)], axis=1)
+    out = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    out.flags.writeable = False
+    return out
 
 
 def _shade(colour: Colour, factor: float) -> Colour:
-    return tuple(int(np.clip(c * factor, 0, 255)) for c in colour)  # type: ignore[return-value]
+    return tuple(min(255, max(0, int(c * factor))) for c in colour)  # type: ignore[return-value]
 
 
 def _head_outline(identity: FaceIdentity, jaw: float) -> np.ndarray:
@@ -372,15 +381,34 @@ def random_lighting(rng: np.random.Generator, n_frames: int) -> Lighting:
                     noise=float(rng.uniform(1.0, 3.5)))
 
 
-def finish_frame(supersampled: np.ndarray, lighting: Lighting, index: int,
-                 rng: np.random.Generator) -> np.ndarray:
-    """Downsample to 160×160, apply the frame's lighting and sensor noise: (160, 160, 3) uint8."""
-    image = cv2.resize(supersampled, (CANVAS, CANVAS), interpolation=cv2.INTER_AREA)
-    yy, xx = np.mgrid[0:CANVAS, 0:CANVAS].astype(np.float32) / CANVAS - 0.5
-    a = lighting.angle[index]
-    field = lighting.gain[index] * (1 + lighting.strength[index] * 2 * (np.cos(a) * xx + np.sin(a) * yy))
-    noisy = image * field[..., None] + rng.normal(0, lighting.noise, image.shape)
-    return np.clip(noisy, 0, 255).astype(np.uint8)
+_YY, _XX = np.mgrid[0:CANVAS, 0:CANVAS].astype(np.float32) / CANVAS - 0.5
+
+
+def downsample(supersampled: np.ndarray) -> np.ndarray:
+    """(320, 320, 3) → (160, 160, 3) uint8 by area averaging (the renderer's anti-aliasing)."""
+    return cv2.resize(supersampled, (CANVAS, CANVAS), interpolation=cv2.INTER_AREA)
+
+
+def apply_lighting(frames: np.ndarray, lighting: Lighting, rng: np.random.Generator,
+                   first: int = 0) -> np.ndarray:
+    """Each frame's gain and gradient, then sensor noise: (T, 160, 160, 3) uint8 in place.
+
+    first: index into the lighting arrays of frames[0] (for clips lit in chunks)."""
+    k = slice(first, first + len(frames))
+    angle = lighting.angle[k, None, None].astype(np.float32)
+    field = lighting.gain[k, None, None].astype(np.float32) * (
+        1 + 2 * lighting.strength[k, None, None].astype(np.float32)
+        * (np.cos(angle) * _XX + np.sin(angle) * _YY))
+    # luma noise (what survives 4:2:0 chroma subsampling), the same on the three channels
+    noise = rng.standard_normal(frames.shape[:3], dtype=np.float32) * np.float32(lighting.noise)
+    lit = frames * field[..., None]
+    lit += noise[..., None]
+    np.clip(lit, 0, 255, out=lit)
+    frames[...] = lit.astype(np.uint8)
+    return frames
+
+
+_LIGHT_CHUNK = 64  # frames lit at once: bounds the float32 working memory of long scenes
 
 
 def render_clip(identity: FaceIdentity, mouth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -391,5 +419,7 @@ def render_clip(identity: FaceIdentity, mouth: np.ndarray, rng: np.random.Genera
     lighting = random_lighting(rng, n)
     out = np.empty((n, CANVAS, CANVAS, 3), np.uint8)
     for k in range(n):
-        out[k] = finish_frame(render_face(background, identity, states[k], mouth[k]), lighting, k, rng)
+        out[k] = downsample(render_face(background, identity, states[k], mouth[k]))
+    for first in range(0, n, _LIGHT_CHUNK):
+        apply_lighting(out[first:first + _LIGHT_CHUNK], lighting, rng, first)
     return out
