@@ -1,0 +1,168 @@
+"""CTC decoding in numpy: greedy, prefix beam search (incremental), and forced alignment.
+
+Log-probabilities are (T, V) float arrays over the vocabulary with the blank at `blank`
+(id 0 in avsync). The prefix beam search keeps, for each distinct label prefix, the
+probability of all paths that collapse to it ending in a blank and ending in a non-blank
+(Graves 2012; Hannun et al. 2014), so repeated labels separated by a blank are counted right.
+It runs step by step (`PrefixBeamSearch.advance`), which is what a streaming recogniser needs;
+`prefix_beam_search` is the one-shot form. Word timings come from `align`: the Viterbi path
+of the chosen labels through the same log-probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+NEG_INF: float = -math.inf
+Prefix = tuple[int, ...]
+
+
+def _logaddexp(a: float, b: float) -> float:
+    if a == NEG_INF:
+        return b
+    if b == NEG_INF:
+        return a
+    hi, lo = (a, b) if a > b else (b, a)
+    return hi + math.log1p(math.exp(lo - hi))
+
+
+def greedy(log_probs: np.ndarray, blank: int = 0) -> list[tuple[int, int]]:
+    """Best path, repeats merged and blanks removed: [(token id, step where it starts), ...].
+
+    log_probs: (T, V) -> tokens in order; an empty list for T = 0.
+    """
+    if len(log_probs) == 0:
+        return []
+    best = np.asarray(log_probs).argmax(axis=-1)
+    previous = np.concatenate([[blank], best[:-1]])
+    keep = (best != blank) & (best != previous)
+    return [(int(best[t]), int(t)) for t in np.flatnonzero(keep)]
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    tokens: Prefix
+    log_prob: float  # log P(labels | input) summed over every path that collapses to them
+
+
+class PrefixBeamSearch:
+    """Incremental CTC prefix beam search.
+
+    beam: prefixes kept after each step; token_beam: the most likely labels of a step that
+    may extend a prefix (the prefix's own last label is always tried too, so a repeat is never
+    pruned away); prune: labels more than `prune` nats below the step's best are skipped.
+    With beam and token_beam at least the number of label sequences and V, and prune = inf,
+    the search is exact (a test checks it against brute force).
+    """
+
+    def __init__(self, beam: int = 8, token_beam: int = 8, prune: float = 10.0,
+                 blank: int = 0) -> None:
+        self.beam, self.token_beam, self.prune, self.blank = beam, token_beam, prune, blank
+        self.steps = 0
+        # prefix -> (log P(ending in blank), log P(ending in non-blank))
+        self._beams: dict[Prefix, tuple[float, float]] = {(): (0.0, NEG_INF)}
+
+    def advance(self, log_probs: np.ndarray) -> None:
+        """Consume (C, V) log-probabilities of the next C steps."""
+        for row in np.asarray(log_probs, dtype=np.float64):
+            self._step(row)
+            self.steps += 1
+
+    def _candidates(self, row: np.ndarray) -> list[int]:
+        k = min(self.token_beam, row.shape[0])
+        top = np.argpartition(-row, k - 1)[:k] if k < row.shape[0] else np.arange(row.shape[0])
+        floor = row.max() - self.prune
+        return [int(c) for c in top if c != self.blank and row[c] >= floor]
+
+    def _step(self, row: np.ndarray) -> None:
+        blank_lp = float(row[self.blank])
+        candidates = self._candidates(row)
+        nxt: dict[Prefix, list[float]] = {}
+
+        def add(prefix: Prefix, blank_part: float, label_part: float) -> None:
+            entry = nxt.setdefault(prefix, [NEG_INF, NEG_INF])
+            entry[0] = _logaddexp(entry[0], blank_part)
+            entry[1] = _logaddexp(entry[1], label_part)
+
+        for prefix, (p_blank, p_label) in self._beams.items():
+            total = _logaddexp(p_blank, p_label)
+            add(prefix, total + blank_lp, NEG_INF)
+            last = prefix[-1] if prefix else None
+            tried = candidates if last is None or last in candidates else [*candidates, last]
+            for c in tried:
+                lp = float(row[c])
+                if c == last:
+                    add(prefix, NEG_INF, p_label + lp)  # the label continues (no new token)
+                    add(prefix + (c,), NEG_INF, p_blank + lp)  # a new token after a blank
+                else:
+                    add(prefix + (c,), NEG_INF, total + lp)
+        ranked = sorted(nxt.items(), key=lambda kv: (-_logaddexp(*kv[1]), kv[0]))
+        self._beams = {prefix: (p[0], p[1]) for prefix, p in ranked[:self.beam]}
+
+    def nbest(self, n: int | None = None) -> list[Hypothesis]:
+        """Hypotheses by decreasing log-probability (deterministic order on ties)."""
+        ranked = sorted(((prefix, _logaddexp(*p)) for prefix, p in self._beams.items()),
+                        key=lambda kv: (-kv[1], kv[0]))
+        return [Hypothesis(prefix, lp) for prefix, lp in ranked[:n]]
+
+    @property
+    def best(self) -> Hypothesis:
+        return self.nbest(1)[0]
+
+
+def prefix_beam_search(log_probs: np.ndarray, beam: int = 8, token_beam: int = 8,
+                       prune: float = 10.0, blank: int = 0) -> list[Hypothesis]:
+    """One-shot search over (T, V) log-probabilities -> n-best (up to `beam`) hypotheses."""
+    search = PrefixBeamSearch(beam, token_beam, prune, blank)
+    search.advance(log_probs)
+    return search.nbest()
+
+
+def align(log_probs: np.ndarray, tokens: Sequence[int], blank: int = 0
+          ) -> list[tuple[int, int]]:
+    """Viterbi forced alignment: for each token, the steps [start, end) its label occupies on
+    the most likely path that collapses to `tokens`.
+
+    log_probs: (T, V); tokens: ids without blanks. Needs T >= len(tokens) + repeats; when the
+    labels cannot fit (a degenerate case), tokens are spread evenly instead.
+    """
+    lp = np.asarray(log_probs, dtype=np.float64)
+    t_len, n = lp.shape[0], len(tokens)
+    if n == 0:
+        return []
+    repeats = sum(1 for a, b in zip(tokens, tokens[1:], strict=False) if a == b)
+    if t_len < n + repeats:
+        edges = np.linspace(0, t_len, n + 1).round().astype(int)
+        return [(int(edges[i]), int(max(edges[i + 1], edges[i] + 1))) for i in range(n)]
+    labels = np.full(2 * n + 1, blank)
+    labels[1::2] = tokens
+    s_len = labels.shape[0]
+    emit = lp[:, labels]  # (T, S)
+    # a state may skip the blank before it when its label differs from the one two back
+    skip = np.zeros(s_len, bool)
+    skip[3::2] = labels[3::2] != labels[1:-2:2]
+    score = np.full(s_len, NEG_INF)
+    score[:2] = emit[0, :2]
+    back = np.zeros((t_len, s_len), np.int8)
+    for t in range(1, t_len):
+        stay = score
+        step = np.concatenate([[NEG_INF], score[:-1]])
+        jump = np.where(skip, np.concatenate([[NEG_INF, NEG_INF], score[:-2]]), NEG_INF)
+        stacked = np.stack([stay, step, jump])
+        choice = stacked.argmax(axis=0)
+        score = stacked[choice, np.arange(s_len)] + emit[t]
+        back[t] = choice
+    state = s_len - 1 if score[-1] >= score[-2] else s_len - 2
+    path = np.empty(t_len, int)
+    for t in range(t_len - 1, -1, -1):
+        path[t] = state
+        state -= back[t, state]
+    spans = []
+    for k in range(n):
+        steps = np.flatnonzero(path == 2 * k + 1)
+        spans.append((int(steps[0]), int(steps[-1]) + 1))
+    return spans

@@ -1,0 +1,284 @@
+"""`StreamingRecognizer`: partial hypotheses and immutable finals from a stream of chunks.
+
+Per step: the CTC prefix beam search advances, the endpointer looks at the trailing blanks.
+At an endpoint the n-best of the segment is rescored by the attention decoder over the
+segment's fusion memory (score = ctc_weight * CTC + (1 - ctc_weight) * decoder), the winner is
+aligned to the log-probabilities (Viterbi) for word timings and confidences, and a `Final` is
+emitted: it never changes afterwards, and the next segment starts from an empty beam.
+
+Two ways in:
+- one stream on its own: `feed(audio=..., frames=...)` as media arrives (any sizes; the
+  recogniser cuts chunks of `card.chunk_steps`), then `finish()`;
+- many streams batched by a server: `request(...)` builds each stream's `ChunkRequest`,
+  `model.advance` runs them all, `accept(result)` hands each stream its result; `finish()`.
+`finish()` feeds `tail_padding_steps` of silence (and the last mouth frame held still), so the
+last words, which a causal model emits a little late, are not lost.
+Observers (a `SyncEstimator`, an `ActiveSpeakerDetector`) passed in see every real chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from avsync.errors import ConfigError, MediaError
+from avsync.runtime.ctc import PrefixBeamSearch, align
+from avsync.runtime.endpoint import Endpoint, EndpointConfig, Endpointer
+from avsync.runtime.model import ChunkRequest, ChunkResult, Model, TrackId
+from avsync.runtime.words import Word, timed_words, tokens_to_text
+
+FEED_TRACK: int = 0  # the face track id `feed` uses for its frames
+
+
+@dataclass(frozen=True)
+class RecognizerConfig:
+    beam: int = 8
+    token_beam: int = 8
+    prune: float = 10.0  # nats below a step's best label
+    nbest: int = 8  # hypotheses the decoder rescores at a final
+    rescore: bool = True
+    ctc_weight: float = 0.5
+    tail_padding_steps: int = 12  # 480 ms of silence after the end of a stream
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+
+    def __post_init__(self) -> None:
+        if min(self.beam, self.token_beam, self.nbest) < 1:
+            raise ConfigError(f"beam, token_beam and nbest must be >= 1, got {self.beam}, "
+                              f"{self.token_beam}, {self.nbest}")
+        if not 0.0 <= self.ctc_weight <= 1.0:
+            raise ConfigError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
+        if self.tail_padding_steps < 0:
+            raise ConfigError(f"tail_padding_steps must be >= 0, got {self.tail_padding_steps}")
+
+
+@dataclass(frozen=True)
+class Partial:
+    """The whole current hypothesis of the open segment (replaces the previous partial)."""
+
+    segment: int
+    text: str
+    start_ms: int  # where the segment began (stream time)
+
+
+@dataclass(frozen=True)
+class Final:
+    """A finished segment: immutable. Times in ms of stream time; confidence in [0, 1]."""
+
+    segment: int
+    text: str
+    start_ms: int
+    end_ms: int
+    words: tuple[Word, ...]
+    confidence: float
+    tokens: tuple[int, ...]
+
+
+Event = Partial | Final
+
+
+class Observer(Protocol):
+    def accept(self, result: ChunkResult) -> object: ...
+
+
+class StreamingRecognizer:
+    """One stream's recogniser. `audio`/`video`: which modalities `feed` waits for."""
+
+    def __init__(self, model: Model, config: RecognizerConfig | None = None, *,
+                 audio: bool = True, video: bool = True,
+                 observers: Sequence[Observer] = ()) -> None:
+        if not (audio or video):
+            raise ConfigError("a recogniser needs audio, video or both")
+        self.model = model
+        self.card = model.card
+        self.config = config or RecognizerConfig()
+        self.audio, self.video = audio, video
+        self.observers = tuple(observers)
+        self.state = model.new_state()
+        self.finals: list[Final] = []
+        self._special = {self.card.blank_id, self.card.bos_id, self.card.eos_id}
+        self._endpointer = Endpointer(self.config.endpoint, self.card.step_ms)
+        self._segment = 0
+        self._partial = ""
+        self._audio_buffer = np.zeros(0, np.float32)
+        self._frame_buffer: list[np.ndarray] = []
+        self._last_face: tuple[TrackId, np.ndarray] | None = None  # for tail padding
+        self._end_limit_step: int | None = None  # set by finish: words end by the real end
+        self._saw_audio = False
+        self._finished = False
+        self._start_segment(0)
+
+    # segment bookkeeping ---------------------------------------------------------------------
+    def _start_segment(self, step: int) -> None:
+        c = self.config
+        self._search = PrefixBeamSearch(c.beam, c.token_beam, c.prune, self.card.blank_id)
+        self._segment_start = step
+        self._log_probs: list[np.ndarray] = []
+        self._memory: list[np.ndarray] = []
+        self._endpointer.reset()
+        self._partial = ""
+
+    @property
+    def partial(self) -> str:
+        """Text of the open segment's best hypothesis ("" when nothing is open)."""
+        return self._partial
+
+    @property
+    def steps(self) -> int:
+        """Steps consumed so far (stream time = steps * 40 ms)."""
+        return self.state.steps
+
+    # the server path -------------------------------------------------------------------------
+    def request(self, audio: np.ndarray | None = None,
+                faces: dict[TrackId, np.ndarray] | None = None,
+                primary_face: TrackId | None = None, steps: int | None = None) -> ChunkRequest:
+        """This stream's next chunk as a `ChunkRequest` for `model.advance` (see ChunkRequest
+        for shapes); remembers the primary face's last frame for tail padding."""
+        faces = faces or {}
+        if primary_face is not None and primary_face in faces and len(faces[primary_face]):
+            self._last_face = (primary_face, faces[primary_face][-1])
+        self._saw_audio |= audio is not None
+        return ChunkRequest(self.state, audio, faces, primary_face, steps)
+
+    def accept(self, result: ChunkResult, *, padding: bool = False) -> list[Event]:
+        """Consume one chunk's result -> new events (finals first, then the latest partial)."""
+        if not padding:
+            for observer in self.observers:
+                observer.accept(result)
+        events: list[Event] = []
+        blank = self.card.blank_id
+        for k in range(result.steps):
+            row = result.ctc_logprobs[k]
+            self._search.advance(row[None])
+            self._log_probs.append(row)
+            self._memory.append(result.memory[k])
+            has_text = bool(self._search.best.tokens)
+            decision = self._endpointer.update(int(row.argmax()) == blank, has_text)
+            if decision is Endpoint.FINAL:
+                final = self._close(result.start_step + k + 1)
+                if final is not None:
+                    events.append(final)
+            elif decision is Endpoint.RESET:
+                self._start_segment(result.start_step + k + 1)
+        text = tokens_to_text(self._search.best.tokens, self.card.vocab, self._special)
+        if text != self._partial:
+            self._partial = text
+            events.append(Partial(self._segment, text, self._segment_start * self.card.step_ms))
+        return events
+
+    def _choose(self, memory: np.ndarray) -> tuple[int, ...]:
+        """The segment's winning tokens: CTC n-best rescored by the attention decoder."""
+        nbest = self._search.nbest(self.config.nbest)
+        if not self.config.rescore or len(nbest) == 1:
+            return nbest[0].tokens
+        w = self.config.ctc_weight
+        decoder = self.model.score(memory, [h.tokens for h in nbest])
+        scores = [w * h.log_prob + (1.0 - w) * float(d) for h, d in zip(nbest, decoder,
+                                                                        strict=True)]
+        return nbest[int(np.argmax(scores))].tokens
+
+    def _close(self, next_step: int) -> Final | None:
+        """End the open segment at `next_step` -> its Final (None if it decodes to nothing)."""
+        final = None
+        if self._log_probs:
+            log_probs = np.stack(self._log_probs)
+            tokens = self._choose(np.stack(self._memory))
+            spans = align(log_probs, tokens, self.card.blank_id)
+            words = timed_words(tokens, spans, log_probs, self.card.vocab, self._special,
+                                offset_step=self._segment_start, step_ms=self.card.step_ms)
+            if self._end_limit_step is not None:
+                limit = self._end_limit_step * self.card.step_ms
+                words = [Word(w.text, min(w.start_ms, limit), min(w.end_ms, limit),
+                              w.confidence) for w in words]
+            if words:
+                final = Final(self._segment, " ".join(w.text for w in words), words[0].start_ms,
+                              words[-1].end_ms, tuple(words),
+                              round(float(np.mean([w.confidence for w in words])), 4),
+                              tuple(tokens))
+                self.finals.append(final)
+                self._segment += 1
+        self._start_segment(next_step)
+        return final
+
+    # the single-stream path ------------------------------------------------------------------
+    def feed(self, audio: np.ndarray | None = None, frames: np.ndarray | None = None
+             ) -> list[Event]:
+        """Media as it arrives: audio (S,) float32 in [-1, 1] @ 16 kHz, frames (T, R, R)
+        uint8 mouth ROIs at card.roi.stored (one face). Runs every whole chunk available."""
+        if self._finished:
+            raise MediaError("this stream was finished; start a new StreamingRecognizer")
+        if audio is not None:
+            if not self.audio:
+                raise MediaError("this recogniser was made with audio=False")
+            samples = np.asarray(audio, np.float32).reshape(-1)
+            self._audio_buffer = np.concatenate([self._audio_buffer, samples])
+        if frames is not None:
+            if not self.video:
+                raise MediaError("this recogniser was made with video=False")
+            self._frame_buffer.extend(np.asarray(frames))
+        events: list[Event] = []
+        while self._buffered_steps() >= self.card.chunk_steps:
+            events += self._run_buffered(self.card.chunk_steps)
+        return events
+
+    def _buffered_steps(self) -> int:
+        counts = []
+        if self.audio:
+            counts.append(len(self._audio_buffer) // self.card.samples_per_step)
+        if self.video:
+            counts.append(len(self._frame_buffer))
+        return min(counts)
+
+    def _run_buffered(self, steps: int, *, pad: bool = False) -> list[Event]:
+        """Take `steps` steps from the buffers (padding a short modality if `pad`) and run."""
+        n = steps * self.card.samples_per_step
+        audio = faces = None
+        if self.audio:
+            audio = self._audio_buffer[:n]
+            audio = np.pad(audio, (0, n - len(audio))) if pad else audio
+            self._audio_buffer = self._audio_buffer[n:]
+        if self.video and (self._frame_buffer or self._last_face is not None):
+            taken = self._frame_buffer[:steps]
+            del self._frame_buffer[:steps]
+            filler = taken[-1] if taken else self._last_face[1]  # type: ignore[index]
+            taken += [filler] * (steps - len(taken))
+            faces = {FEED_TRACK: np.stack(taken).astype(np.uint8, copy=False)}
+        request = self.request(audio, faces, FEED_TRACK if faces else None, steps)
+        return self.accept(self.model.advance([request])[0])
+
+    def finish(self) -> list[Event]:
+        """End of stream: run what is buffered, the tail padding, and close the last segment."""
+        if self._finished:
+            return []
+        self._finished = True
+        events: list[Event] = []
+        remaining = max(len(self._audio_buffer) // self.card.samples_per_step
+                        + (len(self._audio_buffer) % self.card.samples_per_step > 0),
+                        len(self._frame_buffer))
+        if remaining:
+            events += self._run_buffered(remaining, pad=True)
+        self._end_limit_step = self.state.steps
+        events += self._pad_tail()
+        final = self._close(self.state.steps)
+        if final is not None:
+            events.append(final)
+        return events
+
+    def _pad_tail(self) -> list[Event]:
+        events: list[Event] = []
+        left = self.config.tail_padding_steps
+        while left > 0:
+            c = min(left, self.card.chunk_steps)
+            n = c * self.card.samples_per_step
+            audio = np.zeros(n, np.float32) if self._saw_audio else None
+            faces, primary = {}, None
+            if self._last_face is not None:
+                primary, frame = self._last_face
+                faces = {primary: np.repeat(frame[None], c, axis=0)}
+            request = ChunkRequest(self.state, audio, faces, primary, c)
+            events += [e for e in self.accept(self.model.advance([request])[0], padding=True)
+                       if isinstance(e, Final)]
+            left -= c
+        return events

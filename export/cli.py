@@ -1,0 +1,67 @@
+"""`avsync export CKPT --out models/NAME [--int8] [--chunk-steps N] [--data CACHE]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DESCRIPTION = """\
+Export a training checkpoint to an ONNX model directory: one graph per streaming part (audio
+step with log-mel inside, visual step with ROI crop/normalisation inside, fusion step, ASD
+head, attention decoder), the tokenizer, and model.json mirrored into every graph's
+metadata_props. The exporter streams clips through the exported graphs with avsync.runtime and
+compares them with PyTorch (max |diff| of log-probs <= 1e-3 for audio+video, audio only and
+video only); a model that fails is not written. Without --data the check runs on seeded toy
+clips; with a prepared cache it runs on the test split, the ASD calibration is fitted on the
+val split, and the test WER (audio, video, both) goes into the model card."""
+
+EPILOG = """\
+examples:
+  avsync export runs/tiny/checkpoints/best.ckpt --out models/tiny
+  avsync export best.ckpt --out models/tiny --int8 --data data/synth/.avsync/cache
+  avsync export best.ckpt --out models/tiny-c8 --chunk-steps 8 --force
+  avsync export best.ckpt --out models/x --tokenizer data/synth/.avsync/tok.model
+
+the model directory is described in docs/model-format.md; run it with avsync.runtime
+(`avsync transcribe FILE --model models/tiny`) or plain onnxruntime (docs/embedding.md)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="avsync export", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path, metavar="CKPT",
+                   help="Lightning checkpoint from `avsync train` (or a plain avsync one)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="model directory to write (e.g. models/tiny)")
+    p.add_argument("--int8", action="store_true",
+                   help="also write dynamically quantised *.int8.onnx graphs (MatMul/Gemm)")
+    p.add_argument("--chunk-steps", type=int, metavar="N",
+                   help="streaming chunk in 40 ms steps for the card and the parity check "
+                        "(default: the model config's chunk_size)")
+    p.add_argument("--tokenizer", type=Path, metavar="MODEL",
+                   help="sentencepiece .model to use instead of the checkpoint's")
+    p.add_argument("--data", type=Path, metavar="CACHE",
+                   help="prepared cache (`avsync data prepare`): val calibrates ASD, test "
+                        "checks parity and measures WER (and the int8 WER change)")
+    p.add_argument("--max-clips", type=int, default=64, metavar="N",
+                   help="clips per split taken from --data (default 64)")
+    p.add_argument("--max-int8-wer-increase", type=float, default=1.0, metavar="POINTS",
+                   help="refuse int8 graphs whose AV WER exceeds fp32's by more (default 1.0)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    from export.exporter import ExportOptions, export_model
+
+    card = export_model(ExportOptions(
+        checkpoint=args.checkpoint, out=args.out, int8=args.int8, chunk_steps=args.chunk_steps,
+        tokenizer=args.tokenizer, data=args.data, max_clips=args.max_clips, force=args.force,
+        max_int8_wer_increase=args.max_int8_wer_increase))
+    summary = {"out": str(args.out), "model": card.model_name, "chunk_steps": card.chunk_steps,
+               "int8": card.has_int8, "metrics": card.metrics}
+    print(json.dumps(summary, indent=2))
+    return 0

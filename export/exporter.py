@@ -1,0 +1,181 @@
+"""`export_model`: checkpoint -> a verified model directory, or nothing at all.
+
+Everything is built in a hidden staging folder beside `--out`: graphs, tokenizer, ASD
+calibration (validation clips), model.json mirrored into every graph; then the directory is
+loaded by `avsync.runtime` exactly as a user would, and checked against PyTorch (parity,
+export/parity.py). With data, the test-split WER of the streaming runtime is measured for audio,
+video and both; with --int8, the quantised graphs are checked too (WER within
+`max_int8_wer_increase` points of fp32 when data is given). Only a model that passes is moved
+to `--out`; on any failure the staging folder is removed and `--out` is left untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from avsync import __version__
+from avsync.errors import AvsyncError, ConfigError
+from avsync.runtime.loader import load_model
+from avsync.runtime.model_card import GRAPHS, AsdCalibration, ModelCard, write_card
+from export.calibration import calibrate_asd
+from export.checkpoint import LoadedCheckpoint, load_checkpoint
+from export.clips import LabelledClip, cache_clips, toy_clips
+from export.evaluation import runtime_wer
+from export.onnx_export import OPSET, build_card, export_graphs, stamp_metadata
+from export.parity import check_parity, require_parity
+from export.quantize import quantize_graphs
+
+log = logging.getLogger(__name__)
+
+PARITY_CLIPS: int = 8  # data clips streamed for the parity gate (plus every modality mix)
+
+
+class QuantizationError(AvsyncError):
+    """The int8 graphs lose more accuracy than allowed; nothing was written."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    checkpoint: Path
+    out: Path
+    int8: bool = False
+    chunk_steps: int | None = None  # the card's streaming chunk (default: the config's)
+    tokenizer: Path | None = None  # overrides the checkpoint's
+    data: Path | None = None  # prepared cache: val -> ASD calibration, test -> parity, WER
+    max_clips: int = 64  # per split
+    force: bool = False  # replace an existing --out
+    max_int8_wer_increase: float = 1.0  # WER points
+
+    def __post_init__(self) -> None:
+        if self.chunk_steps is not None and self.chunk_steps < 1:
+            raise ConfigError(f"--chunk-steps must be >= 1, got {self.chunk_steps}")
+        if self.max_clips < 1:
+            raise ConfigError(f"--max-clips must be >= 1, got {self.max_clips}")
+
+
+def write_card_everywhere(model_dir: Path, card: ModelCard) -> None:
+    """model.json plus the same card in the metadata_props of every graph file present."""
+    write_card(model_dir, card)
+    for spec in GRAPHS:
+        for int8 in (False, True):
+            path = model_dir / spec.file(int8)
+            if path.exists():
+                stamp_metadata(path, card, spec.name)
+
+
+@contextlib.contextmanager
+def _staging(out: Path, force: bool):
+    if out.exists() and not force:
+        raise ConfigError(f"{out} already exists; pass --force to replace it or choose "
+                          "another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def export_model(options: ExportOptions) -> ModelCard:
+    """Export, verify and publish; -> the card written to `options.out/model.json`."""
+    loaded = load_checkpoint(options.checkpoint, options.tokenizer)
+    chunk = options.chunk_steps or loaded.model.config.streaming.chunk_size
+    with _staging(options.out, options.force) as staging:
+        card = _build(loaded, options, chunk, staging)
+        if options.out.exists():
+            shutil.rmtree(options.out)
+        os.replace(staging, options.out)
+    log.info("wrote %s", options.out)
+    return card
+
+
+def _build(loaded: LoadedCheckpoint, options: ExportOptions, chunk: int, staging: Path
+           ) -> ModelCard:
+    model, roi = loaded.model, loaded.model.config.visual_frontend.roi_stored
+    export_graphs(model, staging)
+    loaded.tokenizer.save(staging / "tokenizer")
+    test = (cache_clips(options.data, "test", roi, options.max_clips) if options.data
+            else toy_clips(model.config))
+    calibration = AsdCalibration()
+    if options.data:
+        val = cache_clips(options.data, "val", roi, options.max_clips)
+        calibration = calibrate_asd(model, val, chunk, f"{options.data.name}:val")
+    card = build_card(model, loaded.tokenizer, int8=False, chunk_steps=chunk,
+                      calibration=calibration, training=_training(loaded, options),
+                      metrics={}, export_facts=_export_facts(loaded, chunk))
+    write_card_everywhere(staging, card)
+
+    fp32 = load_model(staging)
+    parity = check_parity(model, fp32, test[:PARITY_CLIPS], chunk)
+    require_parity(parity, str(options.checkpoint))
+    metrics: dict = {"parity": parity.to_json()}
+    if options.data:
+        metrics["test"] = _wer_table(fp32, test)
+    if options.int8:
+        card = _add_int8(model, card, staging, test, chunk, metrics, options)
+    card = card.replace(metrics=metrics)
+    write_card_everywhere(staging, card)
+    load_model(staging)  # the published files load as a user's would
+    if options.int8:
+        load_model(staging, int8=True)
+    return card
+
+
+def _wer_table(model, clips: list[LabelledClip]) -> dict:
+    return {name: runtime_wer(model, clips, audio, video)
+            for name, (audio, video) in (("av", (True, True)), ("audio", (True, False)),
+                                         ("video", (False, True)))}
+
+
+def _add_int8(model, card: ModelCard, staging: Path, test: list[LabelledClip], chunk: int,
+              metrics: dict, options: ExportOptions) -> ModelCard:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime.quantization warns about pre-processing
+    try:
+        quantize_graphs(staging)
+    finally:
+        root.setLevel(level)
+    graphs = {name: {**entry, "int8_file": name + ".int8.onnx"}
+              for name, entry in card.graphs.items()}
+    card = card.replace(graphs=graphs)
+    write_card_everywhere(staging, card)
+    int8 = load_model(staging, int8=True)
+    report = check_parity(model, int8, test[:PARITY_CLIPS], chunk)
+    metrics["int8"] = {"max_abs_diff_log_probs": report.max_abs_diff_log_probs,
+                       "greedy_identical_to_pytorch": report.greedy_identical}
+    if options.data:
+        table = _wer_table(int8, test)
+        metrics["int8"]["test"] = table
+        increase = table["av"]["wer"] - metrics["test"]["av"]["wer"]
+        metrics["int8"]["wer_increase_av"] = round(increase, 2)
+        if increase > options.max_int8_wer_increase:
+            raise QuantizationError(
+                f"int8 audio-visual WER {table['av']['wer']}% is {increase:.2f} points above "
+                f"fp32 ({metrics['test']['av']['wer']}%), more than the allowed "
+                f"{options.max_int8_wer_increase}; export without --int8 (nothing was written)")
+    return card
+
+
+def _training(loaded: LoadedCheckpoint, options: ExportOptions) -> dict:
+    facts = dict(loaded.training)
+    facts.setdefault("checkpoint", loaded.path.name)
+    if options.data is not None:
+        facts.setdefault("evaluated_on", str(options.data))
+    return facts
+
+
+def _export_facts(loaded: LoadedCheckpoint, chunk: int) -> dict:
+    return {"avsync": __version__, "torch": torch.__version__, "opset": OPSET,
+            "exporter": "torch.onnx.export (TorchScript)", "checkpoint": loaded.path.name,
+            "parity_chunk_steps": chunk,
+            "trained_chunk_sizes": ["full" if c is None else c
+                                    for c in loaded.model.config.objective.chunk_sizes]}
