@@ -274,6 +274,12 @@ def _draw_hair_front(p: _Painter, f: FaceIdentity) -> None:
     inner = _ellipse(MOUTH_X, hairline + 0.55 * a, a * 0.98, 0.55 * a, np.pi * 2.0, np.pi * 1.0)
     inner[:, 1] = np.minimum(inner[:, 1], cy - 0.15 * b)
     p.fill(np.concatenate([outer, inner]), f.hair)
+    strands = np.random.default_rng(f.background_seed + 1)  # fixed per identity
+    for _ in range(9):
+        r = strands.uniform(0.93, 1.03)
+        start = strands.uniform(1.08, 1.4) * np.pi
+        arc = _ellipse(MOUTH_X, cy + 2, a * r, b * r, start, start + strands.uniform(0.25, 0.5) * np.pi, 16)
+        p.line(arc, _shade(f.hair, strands.choice([0.75, 1.25])), 0.6)
     if f.hair_style == "bun":
         p.fill(_ellipse(MOUTH_X, cy - b * 1.05, a * 0.38, a * 0.3), _shade(f.hair, 0.9))
 
@@ -375,7 +381,7 @@ class Lighting:
 
 
 def random_lighting(rng: np.random.Generator, n_frames: int) -> Lighting:
-    return Lighting(gain=1.0 + float(rng.uniform(-0.12, 0.08)) + 0.05 * smooth_noise(rng, n_frames, 0.2),
+    return Lighting(gain=1.0 + float(rng.uniform(-0.1, 0.1)) + 0.05 * smooth_noise(rng, n_frames, 0.2),
                     angle=float(rng.uniform(0, 2 * np.pi)) + 0.3 * smooth_noise(rng, n_frames, 0.1),
                     strength=float(rng.uniform(0.05, 0.25)) + 0.03 * smooth_noise(rng, n_frames, 0.2),
                     noise=float(rng.uniform(1.0, 3.5)))
