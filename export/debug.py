@@ -51,3 +51,11 @@ def export_debug_model(out: Path, *, int8: bool = False, seed: int = 0, force: b
         checkpoint = debug_checkpoint(Path(scratch) / "debug.ckpt", seed)
         return export_model(ExportOptions(checkpoint=checkpoint, out=Path(out), int8=int8,
                                           force=force))
+
+
+def cached_debug_model(cache_root: Path) -> Path:
+    """`cache_root/debug-model`, exported (with int8) on first use: test sessions share one."""
+    out = Path(cache_root) / "debug-model"
+    if not (out / "model.json").is_file():
+        export_debug_model(out, int8=True, force=True)
+    return out

@@ -100,8 +100,9 @@ class PrefixBeamSearch:
                     add(prefix + (c,), NEG_INF, p_blank + lp)  # a new token after a blank
                 else:
                     add(prefix + (c,), NEG_INF, total + lp)
-        ranked = sorted(nxt.items(), key=lambda kv: (-_logaddexp(*kv[1]), kv[0]))
-        self._beams = {prefix: (p[0], p[1]) for prefix, p in ranked[:self.beam]}
+        scored = [(prefix, p, _logaddexp(*p)) for prefix, p in nxt.items()]
+        ranked = sorted((x for x in scored if x[2] > NEG_INF), key=lambda x: (-x[2], x[0]))
+        self._beams = {prefix: (p[0], p[1]) for prefix, p, _ in ranked[:self.beam]}
 
     def nbest(self, n: int | None = None) -> list[Hypothesis]:
         """Hypotheses by decreasing log-probability (deterministic order on ties)."""
