@@ -27,8 +27,12 @@ from avsync.timebase import FPS
 PARAMETERS: tuple[str, ...] = ("jaw", "width", "round", "closure", "teeth", "tongue")
 JAW, WIDTH, ROUND, CLOSURE, TEETH, TONGUE = range(len(PARAMETERS))
 GRID_SECONDS: float = 0.002  # evaluation step of the dominance model
-ANTICIPATION: np.ndarray = np.array([0.040, 0.040, 0.100, 0.030, 0.040, 0.040])  # s, per parameter
-CARRY_OVER: np.ndarray = np.array([0.030, 0.030, 0.070, 0.025, 0.030, 0.030])  # s, per parameter
+# Decay time constants of the dominance functions, per parameter. Anticipation is longer than
+# carry-over, as in real speech (lips move towards a sound before it is heard); with the
+# per-frame averaging this centres the mouth-opening / audio-energy correlation on lag 0
+# (measured over 200 clips: bench numbers in the synth report).
+ANTICIPATION: np.ndarray = np.array([0.050, 0.050, 0.110, 0.040, 0.050, 0.050])  # s
+CARRY_OVER: np.ndarray = np.array([0.025, 0.025, 0.060, 0.020, 0.025, 0.025])  # s
 
 
 @dataclass(frozen=True)
