@@ -1,12 +1,12 @@
 """Read a training checkpoint into the bare `AVSyncModel`, its tokenizer and what it knows.
 
 Accepted (checkpoints are trusted input: they are unpickled):
-- a Lightning checkpoint: `state_dict` whose keys are the model's under some prefix (e.g.
-  `model.`), the model config (`ModelConfig.to_dict()`) somewhere under `hyper_parameters`
-  (found by trying every mapping there), the tokenizer as a path under a key containing
-  `tokenizer` (in `hyper_parameters`) or as bytes under `avsync.tokenizer`;
-- a plain avsync checkpoint: {"model_config": dict, "state_dict": ..., "tokenizer": bytes,
-  "training": dict}, which tests and `export.checkpoint.save_plain` write.
+- an `avsync train` checkpoint: a Lightning `.ckpt` whose `state_dict` holds the model's
+  weights under `model.` and whose top-level `avsync` section holds the model config
+  (`ModelConfig.to_dict()`), the tokenizer bytes and facts about the run (`save_plain` writes
+  the same layout without the optimizer);
+- other Lightning checkpoints: the weights under any prefix, the config somewhere under
+  `hyper_parameters`, the tokenizer as a path under a key containing `tokenizer`.
 `--tokenizer` on the command line overrides whatever the checkpoint says.
 """
 
@@ -33,12 +33,19 @@ class LoadedCheckpoint:
     training: dict[str, Any] = field(default_factory=dict)  # data, steps, metrics: for the card
 
 
+SECTION = "avsync"  # the top-level key `avsync train` checkpoints describe themselves under
+
+
 def save_plain(path: str | Path, model: AVSyncModel, tokenizer: Tokenizer,
                training: dict[str, Any] | None = None) -> Path:
-    """Write the plain avsync checkpoint format (used by tests and by hand-made models)."""
+    """Write a checkpoint in the `avsync train` layout, without optimizer or loop state (for
+    tests and hand-made models)."""
     path = Path(path)
-    torch.save({"model_config": model.config.to_dict(), "state_dict": model.state_dict(),
-                "tokenizer": tokenizer.model_bytes, "training": training or {}}, path)
+    section = {"format": "avsync-checkpoint", "version": 1,
+               "model_config": model.config.to_dict(), "tokenizer": tokenizer.model_bytes,
+               "tokenizer_sha256": tokenizer.sha256, "training": dict(training or {})}
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+                SECTION: section}, path)
     return path
 
 
@@ -78,17 +85,16 @@ def _mappings(value: Any, depth: int = 0) -> Iterator[Mapping[str, Any]]:
 
 
 def _find_config(raw: Mapping[str, Any], path: Path) -> ModelConfig:
-    if isinstance(raw.get("model_config"), ModelConfig):
-        return raw["model_config"]
-    for candidate in _mappings({"model_config": raw.get("model_config"),
+    for candidate in _mappings({SECTION: raw.get(SECTION),
                                 "hyper_parameters": raw.get("hyper_parameters")}):
         if "vocab_size" in candidate and "streaming" in candidate:
             try:
                 return ModelConfig.from_dict(dict(candidate))
             except ConfigError:
                 continue
-    raise ModelLoadError(f"{path}: no model config (ModelConfig.to_dict()) in 'model_config' "
-                         "or 'hyper_parameters'; the training code must save it")
+    raise ModelLoadError(f"{path}: no model config (ModelConfig.to_dict()) in its "
+                         f"'{SECTION}' section or 'hyper_parameters'; was it written by "
+                         "`avsync train`?")
 
 
 def _strip_prefix(state: Mapping[str, torch.Tensor], model: AVSyncModel, path: Path
@@ -108,11 +114,9 @@ def _find_tokenizer(raw: Mapping[str, Any], path: Path, override: str | Path | N
                     ) -> Tokenizer:
     if override is not None:
         return Tokenizer.load(override)
-    if isinstance(raw.get("tokenizer"), bytes):
-        return Tokenizer(raw["tokenizer"], source=f"{path}:tokenizer")
-    avsync_section = raw.get("avsync")
-    if isinstance(avsync_section, Mapping) and isinstance(avsync_section.get("tokenizer"), bytes):
-        return Tokenizer(avsync_section["tokenizer"], source=f"{path}:avsync.tokenizer")
+    section = raw.get(SECTION)
+    if isinstance(section, Mapping) and isinstance(section.get("tokenizer"), bytes):
+        return Tokenizer(section["tokenizer"], source=f"{path}:{SECTION}.tokenizer")
     for mapping in _mappings(raw.get("hyper_parameters")):
         for key, value in mapping.items():
             if "tokenizer" in str(key).lower() and isinstance(value, (str, Path)) \
@@ -125,8 +129,9 @@ def _find_tokenizer(raw: Mapping[str, Any], path: Path, override: str | Path | N
 def _training_facts(raw: Mapping[str, Any]) -> dict[str, Any]:
     """JSON-safe facts for the card: what the checkpoint says about its data and progress."""
     facts: dict[str, Any] = {}
-    if isinstance(raw.get("training"), Mapping):
-        facts.update(raw["training"])
+    section = raw.get(SECTION)
+    if isinstance(section, Mapping) and isinstance(section.get("training"), Mapping):
+        facts.update(section["training"])
     for key in ("epoch", "global_step"):
         if isinstance(raw.get(key), int):
             facts[key] = raw[key]

@@ -53,17 +53,18 @@ def cache_clips(cache_dir: str | Path, split: str, roi_stored: int, limit: int |
     for i in indices:
         clip = cache[i]
         out.append(LabelledClip(clip.id, np.asarray(clip.audio, np.float32) / PCM_SCALE,
-                                np.ascontiguousarray(clip.roi), clip.text,
+                                np.array(clip.roi), clip.text,
                                 np.asarray(clip.speech_mask)))
     return out
 
 
 def toy_clips(config: ModelConfig, count: int = 3, seed: int = 7) -> list[LabelledClip]:
-    """`count` seeded toy clips of 5.5 .. 9.5 chunks (never a whole number of chunks)."""
+    """`count` seeded toy clips of about 5.5, 7.5, 9.5 ... chunks: for any chunk > 1 step, never
+    a whole number of chunks, so the last chunk of each is short."""
     from avsync.models.toybatch import toy_batch
 
     c = config.streaming.chunk_size
-    lengths = [int(c * (5.5 + 2 * k)) + 1 for k in range(count)]
+    lengths = [c * (5 + 2 * k) + max(1, c // 2) for k in range(count)]
     out = []
     for k, steps in enumerate(lengths):
         batch = toy_batch(1, steps, config.visual_frontend.roi_stored, config.vocab_size,
