@@ -198,16 +198,18 @@ class _Engine:
         """
         read_end, write_end = os.pipe()
         pid = os.fork()
-        if pid == 0:  # the child: synthesise, send the result, leave without cleanup
-            os.close(read_end)
+        if pid == 0:  # the child: synthesise, send the result, leave without any cleanup
             try:
+                os.close(read_end)
                 _libc_srand(0)
-                reply: object = self._synthesize_here(voice, text)
-            except BaseException as error:  # noqa: BLE001 - reported to the parent
-                reply = error if isinstance(error, DataError) else DataError(repr(error))
-            with os.fdopen(write_end, "wb") as pipe:
-                pickle.dump(reply, pipe, protocol=pickle.HIGHEST_PROTOCOL)
-            os._exit(0)
+                try:
+                    reply: object = self._synthesize_here(voice, text)
+                except BaseException as error:  # noqa: BLE001 - reported to the parent
+                    reply = error if isinstance(error, DataError) else DataError(repr(error))
+                with os.fdopen(write_end, "wb") as pipe:
+                    pickle.dump(reply, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+            finally:
+                os._exit(0)
         os.close(write_end)
         with os.fdopen(read_end, "rb") as pipe:
             payload = pipe.read()
