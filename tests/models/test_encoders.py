@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -203,3 +204,16 @@ def test_an_absent_modality_is_ignored_by_fusion(debug_model: AVSyncModel,
         other_audio = debug_model.fusion_encoder(-x["fusion_a"], x["fusion_v"], absent, present,
                                                  lengths, 2)
     assert torch.equal(video_only.log_probs, other_audio.log_probs)
+
+
+def test_transformer_blocks_stream_like_forward_too(debug_config: ModelConfig) -> None:
+    fusion = dataclasses.replace(debug_config.fusion_encoder, block="transformer")
+    config = dataclasses.replace(debug_config, fusion_encoder=fusion)
+    torch.manual_seed(0)
+    model = AVSyncModel(config).eval()
+    x = _inputs(config, 2, 17, seed=6)
+    expected = _forward(model, "fusion", x, torch.full((2,), 17), 3)
+    streamed, _ = _stream(model, "fusion", x, 3, 17)
+    assert model.fusion_encoder.state_size < AVSyncModel(debug_config).fusion_encoder.state_size
+    for name, value in streamed.items():
+        assert (value - expected[name]).abs().max() <= 1e-5, name
