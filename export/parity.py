@@ -57,7 +57,7 @@ class ParityReport:
 
 
 @torch.no_grad()
-def torch_outputs(model: AVSyncModel, clips: Sequence[LabelledClip], chunk_steps: int,
+def torch_outputs(model: AVSyncModel, clips: Sequence[LabelledClip], chunk_steps: int | None,
                   audio: bool, video: bool) -> list[ClipOutputs]:
     """PyTorch over the whole padded batch with the given chunking and presence flags."""
     lengths = torch.tensor([c.steps for c in clips])

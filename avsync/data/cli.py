@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     _prepare_parser(commands)
     _stats_parser(commands)
     _tokenizer_parser(commands)
+    _audit_parser(commands)
     return parser
 
 
@@ -221,7 +222,22 @@ def _tokenizer(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"index": _index, "prepare": _prepare, "stats": _stats, "tokenizer": _tokenizer}
+# ------------------------------------------------------------------------- audit
+# `audit` runs an exported model, so it lives with the runtime (avsync.runtime.audit).
+def _audit_parser(commands: argparse._SubParsersAction) -> None:
+    from avsync.runtime.audit import add_parser
+
+    add_parser(commands, _Formatter)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from avsync.runtime.audit import run
+
+    return run(args, load_manifest(args.root))
+
+
+HANDLERS = {"index": _index, "prepare": _prepare, "stats": _stats, "tokenizer": _tokenizer,
+            "audit": _audit}
 
 
 def main(argv: list[str] | None = None) -> int:

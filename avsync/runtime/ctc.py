@@ -167,3 +167,12 @@ def align(log_probs: np.ndarray, tokens: Sequence[int], blank: int = 0
         steps = np.flatnonzero(path == 2 * k + 1)
         spans.append((int(steps[0]), int(steps[-1]) + 1))
     return spans
+
+
+def rescore(nbest: Sequence[Hypothesis], decoder_scores: Sequence[float] | np.ndarray,
+            ctc_weight: float) -> Hypothesis:
+    """The n-best winner under ctc_weight * CTC + (1 - ctc_weight) * decoder log-probability
+    (WeNet's attention rescoring); the first of equals wins."""
+    scores = [ctc_weight * h.log_prob + (1.0 - ctc_weight) * float(d)
+              for h, d in zip(nbest, decoder_scores, strict=True)]
+    return nbest[int(np.argmax(scores))]

@@ -25,7 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from avsync.errors import ConfigError, MediaError
-from avsync.runtime.ctc import PrefixBeamSearch, align
+from avsync.runtime.ctc import PrefixBeamSearch, align, rescore
 from avsync.runtime.endpoint import Endpoint, EndpointConfig, Endpointer
 from avsync.runtime.model import ChunkRequest, ChunkResult, Model, TrackId
 from avsync.runtime.words import Word, timed_words, tokens_to_text
@@ -173,11 +173,8 @@ class StreamingRecognizer:
         nbest = self._search.nbest(self.config.nbest)
         if not self.config.rescore or len(nbest) == 1:
             return nbest[0].tokens
-        w = self.config.ctc_weight
         decoder = self.model.score(memory, [h.tokens for h in nbest])
-        scores = [w * h.log_prob + (1.0 - w) * float(d) for h, d in zip(nbest, decoder,
-                                                                        strict=True)]
-        return nbest[int(np.argmax(scores))].tokens
+        return rescore(nbest, decoder, self.config.ctc_weight).tokens
 
     def _close(self, next_step: int) -> Final | None:
         """End the open segment at `next_step` -> its Final (None if it decodes to nothing)."""

@@ -131,3 +131,21 @@ def test_export_with_data_calibrates_and_measures(cache: Path, checkpoint: Path,
         export_model(ExportOptions(checkpoint=checkpoint, out=tmp_path / "q", data=cache,
                                    int8=True, max_int8_wer_increase=-1.0))
     assert not (tmp_path / "q").exists()
+
+
+def test_runtime_backend_full_utterance_equals_pytorch(exported: Path, checkpoint: Path) -> None:
+    """chunk=None streams each clip as one chunk: the model's full-utterance mode."""
+    from avsync.runtime.evaluation import RuntimeBackend
+    from export.clips import toy_clips
+    from export.parity import torch_outputs
+
+    model = load_checkpoint(checkpoint).model
+    clips = toy_clips(model.config)
+    ours = RuntimeBackend(exported, chunk=None).run([c.runtime_input() for c in clips])
+    theirs = torch_outputs(model, clips, None, audio=True, video=True)
+    for a, b in zip(ours, theirs, strict=True):
+        assert np.abs(a.log_probs - b.log_probs).max() < 1e-3
+    streaming = RuntimeBackend(exported)
+    assert streaming.describe()["chunk_steps"] == 2
+    texts = streaming.transcribe([c.runtime_input(video=False) for c in clips])
+    assert len(texts) == 3 and all(isinstance(t, str) for t in texts)

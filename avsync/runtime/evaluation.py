@@ -1,0 +1,62 @@
+"""An exported model directory as an evaluation backend for `avsync eval`.
+
+It has the two methods of the evaluation seam (`train/eval_backend.py`'s `EvalBackend`):
+`run(clips)` -> per-step outputs of whole clips streamed through the graphs, and
+`transcribe(clips)` -> text by CTC prefix beam search with attention-decoder rescoring over
+each whole clip, the same decoding the checkpoint backend does, so a checkpoint and its export
+are compared like for like. `chunk=None` streams each clip as a single chunk, which is the
+model's full-utterance mode (a step attends to the whole clip).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from avsync.errors import ConfigError
+from avsync.runtime.ctc import prefix_beam_search, rescore
+from avsync.runtime.loader import load_model
+from avsync.runtime.offline import ClipInput, ClipOutputs, run_clips
+from avsync.runtime.words import tokens_to_text
+
+
+class RuntimeBackend:
+    """`avsync.runtime` behind the evaluation seam. chunk: "stream" (the card's chunk), an
+    int, or None (whole clips); ctc_weight 1 turns rescoring off."""
+
+    def __init__(self, path: Path, chunk: int | None | str = "stream", beam: int = 8,
+                 ctc_weight: float = 0.5, threads: int = 1, int8: bool = False) -> None:
+        if not 0.0 <= ctc_weight <= 1.0 or beam < 1:
+            raise ConfigError(f"need beam >= 1 and ctc_weight in [0, 1], got {beam}, {ctc_weight}")
+        self.path = Path(path)
+        self.model = load_model(self.path, threads=threads, int8=int8)
+        card = self.model.card
+        self.chunk = card.chunk_steps if chunk == "stream" else chunk
+        self.beam, self.ctc_weight = beam, ctc_weight
+        self.roi_stored = card.roi.stored
+        self._special = {card.blank_id, card.bos_id, card.eos_id}
+
+    def describe(self) -> dict[str, Any]:
+        card = self.model.card
+        return {"backend": "onnx-runtime", "path": str(self.path), "model": card.model_name,
+                "int8": self.model.int8, "chunk_steps": self.chunk or "full", "beam": self.beam,
+                "ctc_weight": self.ctc_weight, "training": card.training}
+
+    def run(self, clips: Sequence[ClipInput]) -> list[ClipOutputs]:
+        if self.chunk is not None:
+            return run_clips(self.model, clips, int(self.chunk))
+        n = self.model.card.samples_per_step
+        return [run_clips(self.model, [clip], max(clip.steps(n), 1))[0] for clip in clips]
+
+    def transcribe(self, clips: Sequence[ClipInput]) -> list[str]:
+        return [self.decode(outputs) for outputs in self.run(clips)]
+
+    def decode(self, outputs: ClipOutputs) -> str:
+        """Beam search over one clip's log-probs, n-best rescored by the decoder graph."""
+        nbest = prefix_beam_search(outputs.log_probs, beam=self.beam)
+        best = nbest[0]
+        if self.ctc_weight < 1.0 and len(nbest) > 1:
+            best = rescore(nbest, self.model.score(outputs.memory, [h.tokens for h in nbest]),
+                           self.ctc_weight)
+        return tokens_to_text(best.tokens, self.model.card.vocab, self._special)
