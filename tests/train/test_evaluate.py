@@ -1,0 +1,76 @@
+"""`avsync eval` on a (barely trained) debug checkpoint: the table, JSON and PNG with every row.
+The numbers are bad for such a model; the structure and the bookkeeping are what is tested."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+from train_harness import Corpus
+
+from avsync.errors import ConfigError
+from train.eval_report import MODALITY_NAMES
+from train.evaluate import SNRS
+from train.evaluate import main as eval_main
+
+
+@pytest.fixture(scope="module")
+def evaluated(short_run: Path, corpus: Corpus, tmp_path_factory: pytest.TempPathFactory
+              ) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("eval")
+    assert eval_main([str(short_run / "checkpoints" / "last.ckpt"), "--cache", str(corpus.cache),
+                      "--out", str(out), "--sync-offsets=-4,0,3", "--threads", "1"]) == 0
+    return out, (out / "eval.md").read_text()
+
+
+def test_table_has_every_modality_metric_snr_and_task(evaluated: tuple[Path, str]) -> None:
+    _, table = evaluated
+    header = next(line for line in table.splitlines() if line.startswith("| input"))
+    assert header.split("|")[3:-1] == [" clean ", " 10 dB ", " 5 dB ", " 0 dB ", " -5 dB "]
+    for name in MODALITY_NAMES.values():
+        for metric in ("WER", "CER"):
+            row = next(line for line in table.splitlines()
+                       if line.startswith(f"| {name} | {metric} %"))
+            cells = [c.strip() for c in row.split("|")[3:-1]]
+            assert len(cells) == 5 and all(float(c) >= 0 for c in cells), row
+    assert "| AV sync offset |" in table and "| active speaker | mAP % |" in table
+
+
+def test_json_holds_every_number(evaluated: tuple[Path, str], corpus: Corpus) -> None:
+    out, _ = evaluated
+    result = json.loads((out / "eval.json").read_text())
+    assert result["snrs"] == list(SNRS)
+    assert result["model"]["backend"] == "checkpoint" and result["model"]["model"] == "debug"
+    for modality in ("audio", "video", "av"):
+        for snr in SNRS:
+            row = result["asr"][modality][snr]
+            assert row["clips"] == 3 and row["wer"] >= 0 and row["cer"] >= 0
+    video = result["asr"]["video"]
+    assert all(video[snr] == video["clean"] for snr in SNRS)  # no audio, no noise
+    sync = result["sync"]
+    assert sync["windows"] + sync["did_not_fit"] == 3 * 3 and sync["windows"] > 0
+    assert 0.0 <= sync["accuracy"] <= 1.0 and set(sync["accuracy_by_offset"]) <= {"-4", "0", "3"}
+    with (corpus.root / "scenes" / "labels.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    asd = result["asd"]
+    assert asd["face_frames"] == len(rows) and asd["scenes"] == 1
+    assert asd["positives"] == sum(r[6] == "SPEAKING_AUDIBLE" for r in rows) > 0
+    assert 0.0 <= asd["map"] <= 1.0 and not math.isnan(asd["map"])
+
+
+def test_plot_is_a_png(evaluated: tuple[Path, str]) -> None:
+    out, _ = evaluated
+    data = (out / "wer_snr.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_bad_snr_and_offset_are_config_errors(short_run: Path, corpus: Corpus,
+                                              tmp_path: Path) -> None:
+    ckpt = str(short_run / "checkpoints" / "last.ckpt")
+    with pytest.raises(ConfigError, match="'loud'"):
+        eval_main([ckpt, "--cache", str(corpus.cache), "--snrs", "clean,loud"])
+    with pytest.raises(ConfigError, match="within"):
+        eval_main([ckpt, "--cache", str(corpus.cache), "--sync-offsets", "20"])

@@ -1,0 +1,50 @@
+"""Callbacks the training CLI adds to every run.
+
+`RankAgreement`: DDP keeps replicas identical only if every rank applies the same updates;
+a rank that silently diverged (different data length, a non-deterministic op, a skipped step)
+still trains and saves rank 0's weights. At the end of fitting every rank hashes its
+parameters, the hashes are all-gathered and compared; a mismatch is an error, and the hashes
+are written to `<run dir>/rank_agreement.json` so a run's log shows the check happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from avsync.errors import AvsyncError
+
+
+def parameter_digest(module: torch.nn.Module) -> int:
+    """A 63-bit hash of every parameter's exact bytes, in name order."""
+    digest = hashlib.sha256()
+    for name, parameter in sorted(module.named_parameters()):
+        digest.update(name.encode())
+        digest.update(parameter.detach().float().cpu().contiguous().numpy().tobytes())
+    return int.from_bytes(digest.digest()[:8], "little") >> 1
+
+
+class RankAgreement(L.Callback):
+    """Checks at the end of `fit` that all DDP ranks hold identical parameters."""
+
+    FILE = "rank_agreement.json"
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        mine = torch.tensor([parameter_digest(pl_module)], dtype=torch.int64,
+                            device=pl_module.device)
+        gathered = trainer.strategy.all_gather(mine)  # (world, 1) on several ranks, (1,) on one
+        digests = [int(d) for d in gathered.reshape(-1).tolist()]
+        agree = len(set(digests)) == 1
+        if trainer.is_global_zero:
+            report = {"world_size": trainer.world_size, "global_step": trainer.global_step,
+                      "digests": digests, "agree": agree}
+            path = Path(trainer.default_root_dir) / self.FILE
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(report, indent=1) + "\n")
+        if not agree:
+            raise AvsyncError(f"DDP ranks hold different parameters after training (digests "
+                              f"{digests}); the run is not trustworthy")

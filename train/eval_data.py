@@ -1,0 +1,197 @@
+"""What `avsync eval` measures on: test clips, their babble mixtures, shifted sync windows and
+the multi-face ASD scenes. numpy only; every random choice is seeded.
+
+- Test clips come from a prepared cache (mouth ROIs at the stored size, 16 kHz audio, text).
+- Babble for clip i is made from the *other* test clips (`avsync.media.noise.make_babble`),
+  seeded by (seed, i), and mixed at each SNR over the clip's active speech power
+  (`mix_at_snr`), so every SNR row hears the same babble at a different level.
+- Sync windows: 2 s of a clip's video with 2 s of its audio taken `offset` steps earlier, so
+  that the sound of frame t lies at audio step t + offset: a positive offset means the audio
+  lags the video (the convention of `avsync.runtime.sync` and `avsync.models.losses`).
+- ASD scenes: `<scenes>/*.mp4` with `labels.csv` rows in the AVA-ActiveSpeaker format
+  (video_id, frame_timestamp, x1, y1, x2, y2, label, entity_id; boxes normalised); each
+  labelled face's mouth is cropped per frame with `avsync.media.roi.crop_mouths`.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avsync.data.cache import PCM_SCALE, PreparedCache
+from avsync.errors import DataError, MediaError
+from avsync.media.noise import make_babble, mix_at_snr
+from avsync.media.roi import Box, crop_mouths
+from avsync.timebase import FPS, SAMPLES_PER_STEP
+
+SPEAKING_AUDIBLE = "SPEAKING_AUDIBLE"  # the only positive label of AVA-ActiveSpeaker
+LABELS_FILE = "labels.csv"
+
+
+@dataclass(frozen=True)
+class EvalClip:
+    """id; text: normalised reference; audio: (T*640,) float32 in [-1, 1] @ 16 kHz;
+    rois: (T, R, R) uint8 mouth ROIs at the cache's stored size."""
+
+    id: str
+    text: str
+    audio: np.ndarray
+    rois: np.ndarray
+
+    @property
+    def steps(self) -> int:
+        return len(self.rois)
+
+
+def load_clips(cache: PreparedCache, split: str, max_clips: int | None = None
+               ) -> list[EvalClip]:
+    """The clips of one split of a prepared cache (the first `max_clips`, in cache order)."""
+    indices = cache.split(split)
+    if not indices:
+        raise DataError(f"{cache.path} has no clips in split {split!r} (it has "
+                        f"{dict(cache.splits)}); choose another with --split")
+    clips = []
+    for index in indices[:max_clips]:
+        clip = cache[index]
+        clips.append(EvalClip(clip.id, clip.text, clip.audio.astype(np.float32) / PCM_SCALE,
+                              np.ascontiguousarray(clip.roi)))
+    return clips
+
+
+def babble_for(clips: Sequence[EvalClip], index: int, seed: int, talkers: int
+               ) -> np.ndarray | None:
+    """(len(audio),) float32 babble of up to `talkers` other clips, or None when there is no
+    other clip (one-clip test sets stay clean)."""
+    others = [c.audio for i, c in enumerate(clips) if i != index and len(c.audio)]
+    if not others or not len(clips[index].audio):
+        return None
+    rng = np.random.default_rng([seed, index])
+    try:
+        return make_babble(others, len(clips[index].audio), rng, min(talkers, len(others)))
+    except MediaError:
+        return None
+
+
+def mixtures(clips: Sequence[EvalClip], babble: Sequence[np.ndarray | None], snr_db: float,
+             seed: int) -> list[np.ndarray]:
+    """Each clip's audio with its babble at `snr_db` (the clean audio when the clip or the
+    babble is silent: an SNR is undefined then)."""
+    out = []
+    for i, (clip, noise) in enumerate(zip(clips, babble, strict=True)):
+        if noise is None:
+            out.append(clip.audio)
+            continue
+        try:
+            out.append(mix_at_snr(clip.audio, noise, snr_db, np.random.default_rng([seed, i, 1])))
+        except MediaError:
+            out.append(clip.audio)
+    return out
+
+
+@dataclass(frozen=True)
+class SyncWindow:
+    """A `window` steps of video and audio whose audio lags the video by `offset` steps."""
+
+    clip_id: str
+    offset: int
+    audio: np.ndarray  # (window * 640,) float32
+    rois: np.ndarray  # (window, R, R) uint8
+
+
+def sync_windows(clips: Sequence[EvalClip], offsets: Sequence[int], window: int
+                 ) -> tuple[list[SyncWindow], int]:
+    """One window per (clip, offset) that fits inside the clip, taken from the middle of the
+    possible start steps. -> (windows, how many (clip, offset) pairs did not fit)."""
+    windows, skipped = [], 0
+    for clip in clips:
+        for offset in offsets:
+            # video steps [s, s + window), audio steps [s - offset, s - offset + window)
+            low, high = max(0, offset), min(clip.steps - window, clip.steps - window + offset)
+            if high < low:
+                skipped += 1
+                continue
+            s = (low + high) // 2
+            a = (s - offset) * SAMPLES_PER_STEP
+            windows.append(SyncWindow(clip.id, offset,
+                                      clip.audio[a:a + window * SAMPLES_PER_STEP],
+                                      clip.rois[s:s + window]))
+    return windows, skipped
+
+
+@dataclass(frozen=True)
+class FaceTrack:
+    """One labelled face of a scene: rois (T, R, R) uint8 over the whole scene (each frame
+    cropped with the nearest labelled box); labelled frames (K,) int and positives (K,) bool."""
+
+    entity_id: str
+    rois: np.ndarray
+    frames: np.ndarray
+    positive: np.ndarray
+
+
+@dataclass(frozen=True)
+class AsdScene:
+    video_id: str
+    audio: np.ndarray  # (T * 640,) float32 @ 16 kHz
+    faces: tuple[FaceTrack, ...]
+
+
+Row = tuple[int, tuple[float, float, float, float], bool]  # frame, box, SPEAKING_AUDIBLE
+
+
+def read_labels(path: Path) -> dict[str, dict[str, list[Row]]]:
+    """AVA-ActiveSpeaker CSV -> {video_id: {entity_id: [(frame, box, positive), ...]}}.
+
+    A header line, if any, is skipped; frame = round(timestamp * 25)."""
+    table: dict[str, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
+    with path.open(newline="", encoding="utf-8") as handle:
+        for number, row in enumerate(csv.reader(handle), 1):
+            if not row:
+                continue
+            try:
+                video, stamp, x1, y1, x2, y2, label, entity = row[:8]
+                box = (float(x1), float(y1), float(x2), float(y2))
+                frame = int(round(float(stamp) * FPS))
+            except ValueError:
+                if number == 1:
+                    continue  # a header
+                raise DataError(f"{path}:{number}: not an AVA-ActiveSpeaker row: {row}") from None
+            table[video][entity].append((frame, box, label == SPEAKING_AUDIBLE))
+    return {video: dict(faces) for video, faces in table.items()}
+
+
+def _track(frames: np.ndarray, rows: list[Row], entity: str, roi: int) -> FaceTrack:
+    height, width = frames.shape[1:]
+    rows = sorted(r for r in rows if 0 <= r[0] < len(frames))
+    if not rows:
+        raise DataError(f"face {entity}: no labelled frame inside the video")
+    labelled = np.array([r[0] for r in rows])
+    nearest = np.clip(np.searchsorted(labelled, np.arange(len(frames)), side="right") - 1,
+                      0, len(rows) - 1)
+    boxes = [Box(x1 * width, y1 * height, (x2 - x1) * width, (y2 - y1) * height)
+             for _, (x1, y1, x2, y2), _ in rows]
+    return FaceTrack(entity, crop_mouths(frames, [boxes[i] for i in nearest], roi),
+                     labelled, np.array([r[2] for r in rows]))
+
+
+def load_scenes(directory: Path, roi: int, max_scenes: int | None = None) -> list[AsdScene]:
+    """Every labelled scene of `directory` (mp4 + labels.csv), faces cropped at `roi` px."""
+    from avsync.media.decode import decode_media
+
+    labels_path = directory / LABELS_FILE
+    if not labels_path.is_file():
+        raise DataError(f"{labels_path}: no ASD labels; generate scenes with `avsync synth "
+                        "--scenes N` or pass --no-asd")
+    scenes = []
+    for video_id, faces in sorted(read_labels(labels_path).items())[:max_scenes]:
+        clip = decode_media(directory / f"{video_id}.mp4", gray=True)
+        steps = min(len(clip.frames), len(clip.audio) // SAMPLES_PER_STEP)
+        frames = clip.frames[:steps]
+        tracks = tuple(_track(frames, rows, entity, roi) for entity, rows in sorted(faces.items()))
+        scenes.append(AsdScene(video_id, clip.audio[:steps * SAMPLES_PER_STEP], tracks))
+    return scenes
