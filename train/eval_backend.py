@@ -6,8 +6,8 @@ mouth ROIs at the stored size, a missing modality is None) and returns
   audio/visual sync embeddings, ASD logits), and
 - `transcribe(clips)`: the decoded text of each clip.
 `CheckpointBackend` runs a training checkpoint with PyTorch, in the streaming chunk mode the
-model is served with (or whole utterances). An exported model directory is evaluated through
-`avsync.runtime` by a backend with the same two methods (`open_backend` picks it).
+model is served with (or whole utterances); `avsync.runtime.evaluation.RuntimeBackend` runs an
+exported model directory with onnxruntime, decoding the same way. `open_backend` picks one.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from avsync.data.dataset import LengthBucketSampler, collate
 from avsync.errors import ConfigError
 from avsync.models.checkpoint import load_checkpoint
-from avsync.runtime.ctc import prefix_beam_search
+from avsync.runtime.ctc import prefix_beam_search, rescore
 from avsync.runtime.offline import ClipInput, ClipOutputs
 from avsync.timebase import SAMPLES_PER_STEP
 
@@ -120,24 +120,22 @@ class CheckpointBackend:
     def decode(self, outputs: ClipOutputs) -> str:
         """Beam search over one clip's log-probs, n-best rescored by the attention decoder."""
         nbest = prefix_beam_search(outputs.log_probs, beam=self.beam)
-        best = nbest[0].tokens
+        best = nbest[0]
         if self.ctc_weight < 1.0 and len(nbest) > 1:
             decoder = self.model.decoder.score([list(h.tokens) for h in nbest],
                                                torch.from_numpy(outputs.memory))
-            w = self.ctc_weight
-            scores = [w * h.log_prob + (1 - w) * float(d)
-                      for h, d in zip(nbest, decoder, strict=True)]
-            best = nbest[int(np.argmax(scores))].tokens
-        return self.tokenizer.decode(list(best))
+            best = rescore(nbest, decoder.numpy(), self.ctc_weight)
+        return self.tokenizer.decode(list(best.tokens))
 
 
-def open_backend(model: Path, **options: Any) -> EvalBackend:
-    """A checkpoint file -> CheckpointBackend(**options); an exported model directory -> the
-    runtime backend (`avsync.runtime`)."""
+def open_backend(model: Path, threads: int | None = None, **options: Any) -> EvalBackend:
+    """A checkpoint file -> `CheckpointBackend`; an exported model directory -> the runtime's
+    `RuntimeBackend` (onnxruntime with `threads` intra-op threads). options: chunk, beam,
+    ctc_weight."""
     if model.is_file():
         return CheckpointBackend(model, **options)
     if model.is_dir():
-        raise ConfigError(f"{model} is a model directory; evaluating exported models needs "
-                          "the avsync.runtime backend, which is not available yet: evaluate "
-                          "the checkpoint it was exported from")
+        from avsync.runtime.evaluation import RuntimeBackend
+
+        return RuntimeBackend(model, threads=threads or 1, **options)
     raise ConfigError(f"{model}: no such checkpoint or model directory")

@@ -205,7 +205,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ctc-weight", type=float, default=0.5,
                    help="CTC share of the rescoring score; 1 = no decoder rescoring")
     p.add_argument("--seed", type=int, default=0, help="babble seed (default 0)")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=int,
+                   help="torch threads for a checkpoint (default: torch's choice), "
+                        "onnxruntime threads for a model directory (default 1)")
     return p
 
 
@@ -240,8 +242,8 @@ def main(argv: list[str] | None = None) -> int:
                         max_clips=args.max_clips, sync_offsets=offsets, sync=not args.no_sync,
                         asd=not args.no_asd, scenes=args.scenes, max_scenes=args.max_scenes,
                         seed=args.seed)
-    backend = open_backend(args.model, chunk=_chunk(args.chunk), beam=args.beam,
-                           ctc_weight=args.ctc_weight)
+    backend = open_backend(args.model, threads=args.threads, chunk=_chunk(args.chunk),
+                           beam=args.beam, ctc_weight=args.ctc_weight)
     result = evaluate(backend, PreparedCache(args.cache), config)
     paths = write_outputs(result, args.out or default_out(args.model))
     print(markdown(result))

@@ -74,3 +74,27 @@ def test_bad_snr_and_offset_are_config_errors(short_run: Path, corpus: Corpus,
         eval_main([ckpt, "--cache", str(corpus.cache), "--snrs", "clean,loud"])
     with pytest.raises(ConfigError, match="within"):
         eval_main([ckpt, "--cache", str(corpus.cache), "--sync-offsets", "20"])
+
+
+def test_exported_model_dir_is_evaluated_through_the_runtime(
+        evaluated: tuple[Path, str], short_run: Path, corpus: Corpus, tmp_path: Path) -> None:
+    """The same seam serves `avsync export`'s model directory (onnxruntime, no torch in the
+    loop) and gives the checkpoint's numbers."""
+    from export.cli import main as export_main
+
+    model_dir = tmp_path / "model"
+    assert export_main([str(short_run / "checkpoints" / "last.ckpt"), "--out",
+                        str(model_dir)]) == 0
+    out = tmp_path / "eval"
+    assert eval_main([str(model_dir), "--cache", str(corpus.cache), "--out", str(out),
+                      "--sync-offsets=-4,0,3", "--threads", "1"]) == 0
+    onnx = json.loads((out / "eval.json").read_text())
+    torch_result = json.loads((evaluated[0] / "eval.json").read_text())
+    assert onnx["model"]["backend"] == "onnx-runtime"
+    for modality in ("audio", "video", "av"):
+        for snr in SNRS:
+            for metric in ("wer", "cer"):
+                assert onnx["asr"][modality][snr][metric] == pytest.approx(
+                    torch_result["asr"][modality][snr][metric], abs=0.02), (modality, snr)
+    assert onnx["asd"]["map"] == pytest.approx(torch_result["asd"]["map"], abs=0.02)
+    assert onnx["sync"]["windows"] == torch_result["sync"]["windows"]
