@@ -1,7 +1,8 @@
 """Runtime speed in one run: ONNX vs eager PyTorch, int8 vs fp32, early vs late in a stream.
 
-All on one thread each (onnxruntime intra-op threads = torch threads = 1), medians over
-interleaved repeats, as ratios against a baseline measured in the same process:
+All on one thread each (onnxruntime intra-op threads = torch threads = 1), in CPU time of that
+thread, medians over chunks run in turns, as ratios against a baseline measured in the same
+process:
 1. the same streaming steps (audio step + visual step + fusion step + ASD head for one chunk
    of the card's size) in eager PyTorch and through `avsync.runtime` (`Model.advance`), for
    one stream and for 8 streams batched; target ONNX fp32 >= 2x faster than PyTorch;
@@ -35,12 +36,16 @@ import torch
 
 from avsync.models.config import load_config
 from avsync.models.model import AVSyncModel
-from avsync.runtime import ChunkRequest, Model, load_model
+from avsync.runtime import ChunkRequest, Model, StreamState, load_model
 from avsync.text.tokenizer import Tokenizer
 from export.checkpoint import load_checkpoint, save_plain
 from export.exporter import ExportOptions, export_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# CPU time of the calling thread: onnxruntime (1 intra-op thread) and torch (1 thread) compute
+# on it, and unlike wall time it does not count the time other processes hold the core (the
+# 2-core machine is shared); caches are still shared, so medians over many chunks.
+CLOCK = time.thread_time
 SENTENCES = ["bin blue at f two now", "place red by g nine again", "set white with p four soon",
              "lay green in s zero please", "the quick brown fox jumps over the lazy dog"]
 
@@ -61,57 +66,64 @@ def stream_data(model: Model, steps: int, streams: int, seed: int = 0
     return audio, rng.integers(0, 256, (streams, steps, r, r), dtype=np.uint8)
 
 
-def onnx_stream(model: Model, audio: np.ndarray, rois: np.ndarray, chunk: int) -> list[float]:
-    """Seconds per chunk of streaming every row of audio/rois (batched) from fresh states."""
-    states = [model.new_state() for _ in range(len(audio))]
-    times = []
-    for s in range(0, rois.shape[1] - chunk + 1, chunk):
-        requests = [ChunkRequest(st, audio[i, s * 640:(s + chunk) * 640],
-                                 {0: rois[i, s:s + chunk]}, 0) for i, st in enumerate(states)]
-        start = time.perf_counter()
-        model.advance(requests)
-        times.append(time.perf_counter() - start)
-    return times
+Runner = Callable[[int], None]  # runs the chunk that starts at a step
 
 
-@torch.no_grad()
-def torch_stream(model: AVSyncModel, audio: np.ndarray, rois: np.ndarray, chunk: int
-                 ) -> list[float]:
+def onnx_runner(model: Model, audio: np.ndarray, rois: np.ndarray, chunk: int,
+                states: list[StreamState] | None = None) -> Runner:
+    """Streams every row of audio/rois (batched) through `Model.advance`."""
+    states = states or [model.new_state() for _ in range(len(audio))]
+
+    def run(s: int) -> None:
+        model.advance([ChunkRequest(st, audio[i, s * 640:(s + chunk) * 640],
+                                    {0: rois[i, s:s + chunk]}, 0) for i, st in enumerate(states)])
+    return run
+
+
+def torch_runner(model: AVSyncModel, audio: np.ndarray, rois: np.ndarray, chunk: int) -> Runner:
     """The same chunks through the PyTorch modules' `step` (eager, no_grad)."""
     b = len(audio)
-    sa = model.audio_encoder.initial_state(b)
-    sv = model.visual_encoder.initial_state(b)
-    sf = model.fusion_encoder.initial_state(b)
+    states = [model.audio_encoder.initial_state(b), model.visual_encoder.initial_state(b),
+              model.fusion_encoder.initial_state(b)]
     ones = torch.ones(b)
     a_all, v_all = torch.from_numpy(audio), torch.from_numpy(rois)
-    times = []
-    for s in range(0, rois.shape[1] - chunk + 1, chunk):
-        start = time.perf_counter()
-        a_feat, a_emb, sa = model.audio_encoder.step(a_all[:, s * 640:(s + chunk) * 640], sa)
-        v_feat, v_emb, sv = model.visual_encoder.step(v_all[:, s:s + chunk], sv)
-        _, _, sf = model.fusion_encoder.step(a_feat, v_feat, ones, ones, sf)
+
+    @torch.no_grad()
+    def run(s: int) -> None:
+        a_feat, a_emb, states[0] = model.audio_encoder.step(
+            a_all[:, s * 640:(s + chunk) * 640], states[0])
+        v_feat, v_emb, states[1] = model.visual_encoder.step(v_all[:, s:s + chunk], states[1])
+        _, _, states[2] = model.fusion_encoder.step(a_feat, v_feat, ones, ones, states[2])
         model.asd_head(v_emb, a_emb)
-        times.append(time.perf_counter() - start)
-    return times
+    return run
 
 
-def interleaved(runs: dict[str, Callable[[], list[float]]], repeats: int) -> dict[str, float]:
-    """Median seconds per chunk of each run, repeats interleaved so load drifts hit all."""
-    medians: dict[str, list[float]] = {name: [] for name in runs}
+def alternate(make: Callable[[], dict[str, tuple[Runner, range]]], repeats: int
+              ) -> dict[str, float]:
+    """Median seconds per chunk of each runner; the runners take turns chunk by chunk (who goes
+    first rotates), so a change in the machine's load (other processes) hits them all alike."""
+    times: dict[str, list[float]] = {}
     for _ in range(repeats):
-        for name, run in runs.items():
-            medians[name].append(statistics.median(run()))
-    return {name: statistics.median(values) for name, values in medians.items()}
+        runners = make()
+        names = list(runners)
+        for k in range(min(len(starts) for _, starts in runners.values())):
+            for name in names[k % len(names):] + names[:k % len(names)]:
+                run, starts = runners[name]
+                begin = CLOCK()
+                run(starts[k])
+                times.setdefault(name, []).append(CLOCK() - begin)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def compare_engines(torch_model: AVSyncModel, fp32: Model, int8: Model, streams: int,
                     steps: int, repeats: int) -> dict[str, float]:
     chunk = fp32.card.chunk_steps
     audio, rois = stream_data(fp32, steps, streams)
-    medians = interleaved({
-        "torch": lambda: torch_stream(torch_model, audio, rois, chunk),
-        "onnx_fp32": lambda: onnx_stream(fp32, audio, rois, chunk),
-        "onnx_int8": lambda: onnx_stream(int8, audio, rois, chunk)}, repeats)
+    starts = range(0, steps - chunk + 1, chunk)
+    medians = alternate(lambda: {
+        "torch": (torch_runner(torch_model, audio, rois, chunk), starts),
+        "onnx_fp32": (onnx_runner(fp32, audio, rois, chunk), starts),
+        "onnx_int8": (onnx_runner(int8, audio, rois, chunk), starts)}, repeats)
     chunk_s = chunk * 0.04
     return {"streams": streams, "chunk_steps": chunk,
             **{f"{k}_ms_per_chunk": round(1000 * v, 3) for k, v in medians.items()},
@@ -121,16 +133,29 @@ def compare_engines(torch_model: AVSyncModel, fp32: Model, int8: Model, streams:
 
 
 def early_vs_late(model: Model, repeats: int) -> dict[str, float]:
-    """One stream of 62 s: median chunk time in [4, 6) s vs [58, 62) s of stream time."""
+    """Chunks 4-6 s into a stream vs 58-62 s into another, taking turns (states snapshotted
+    after streaming the first 4 s and 58 s once)."""
     chunk = model.card.chunk_steps
     audio, rois = stream_data(model, 62 * 25, 1, seed=1)
-    early, late = [], []
-    for _ in range(repeats):
-        times = onnx_stream(model, audio, rois, chunk)
-        starts = np.arange(len(times)) * chunk * 0.04
-        early.append(statistics.median(np.asarray(times)[(starts >= 4) & (starts < 6)]))
-        late.append(statistics.median(np.asarray(times)[starts >= 58]))
-    e, lt = statistics.median(early), statistics.median(late)
+    snapshots = {}
+    for name, seconds in (("early", 4), ("late", 58)):
+        state = model.new_state()
+        warm = onnx_runner(model, audio, rois, chunk, [state])
+        for s in range(0, seconds * 25, chunk):
+            warm(s)
+        snapshots[name] = (state, seconds * 25)
+
+    def make() -> dict[str, tuple[Runner, range]]:
+        runners = {}
+        for name, (state, first) in snapshots.items():
+            copy = StreamState(state.audio.copy(), state.fusion.copy(),
+                               {k: v.copy() for k, v in state.visual.items()}, state.steps)
+            runners[name] = (onnx_runner(model, audio, rois, chunk, [copy]),
+                             range(first, first + 2 * 25 - chunk + 1, chunk))
+        return runners
+
+    medians = alternate(make, repeats)
+    e, lt = medians["early"], medians["late"]
     return {"ms_per_chunk_at_5s": round(1000 * e, 3), "ms_per_chunk_at_60s": round(1000 * lt, 3),
             "ratio_60s_vs_5s": round(lt / e, 3), "target_ratio_max": 1.2}
 
@@ -155,12 +180,12 @@ def main(argv: list[str] | None = None) -> int:
         int8 = load_model(Path(scratch) / "model", threads=1, int8=True)
         result = {
             "model": card.model_name, "checkpoint": str(args.checkpoint or "random tiny"),
-            "threads": 1, "chunk_steps": card.chunk_steps,
+            "threads": 1, "chunk_steps": card.chunk_steps, "clock": "thread CPU time",
             "single_stream": compare_engines(torch_model, fp32, int8, 1, args.steps,
                                              args.repeats),
             "eight_streams": compare_engines(torch_model, fp32, int8, 8, args.steps // 2,
                                              args.repeats),
-            "stream_position": early_vs_late(fp32, max(3, args.repeats // 2)),
+            "stream_position": early_vs_late(fp32, 4 * args.repeats),
             "int8_wer": _wer_change(card.metrics),
             "parity": card.metrics["parity"],
             "targets": {"onnx_fp32_speedup_vs_torch_min": 2.0, "ratio_60s_vs_5s_max": 1.2,
