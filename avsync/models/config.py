@@ -171,7 +171,7 @@ class ObjectiveConfig:
     total = ctc_weight * CTC + attention_weight * decoder CE + sync_weight * InfoNCE
             + asd_weight * ASD BCE.
     `chunk_sizes` lists the chunk sizes a training batch samples from; None means "full"
-    (whole utterance) and is written `full` in YAML. Modality dropout draws per clip from
+    (whole utterance), written `null` (or `full`) in YAML. Modality dropout draws per clip from
     (p_av, p_audio_only, p_video_only); it only affects what the fusion encoder sees.
     """
 
@@ -255,7 +255,7 @@ def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple):
-        return ["full" if v is None else _plain(v) for v in value]
+        return [_plain(v) for v in value]
     return value
 
 

@@ -17,10 +17,13 @@ def test_presets_load_and_round_trip(name: str) -> None:
     assert ModelConfig.from_dict(config.to_dict()) == config
 
 
-def test_full_chunk_is_written_and_read_as_full() -> None:
+def test_full_chunk_reads_as_null_or_full_and_is_written_as_null() -> None:
     config = load_config("tiny")
     assert None in config.objective.chunk_sizes
-    assert "full" in config.to_dict()["objective"]["chunk_sizes"]
+    assert None in config.to_dict()["objective"]["chunk_sizes"]
+    data = config.to_dict()
+    data["objective"]["chunk_sizes"] = [4, "full"]
+    assert ModelConfig.from_dict(data).objective.chunk_sizes == (4, None)
 
 
 def test_unknown_key_names_the_key_and_the_valid_ones() -> None:
