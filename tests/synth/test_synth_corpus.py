@@ -98,12 +98,7 @@ def test_same_seed_same_corpus_whatever_the_workers(tiny_corpus, tmp_path: Path)
         first = decode_media(root / "main" / f"{clip}.mp4")
         second = decode_media(again / "main" / f"{clip}.mp4")
         assert np.array_equal(first.audio, second.audio)
-        # The rendered frames are identical (next test). Encoding the same frames twice is
-        # not yet: write_mp4 lets PyAV's encode() convert RGB to yuv420p with threaded
-        # swscale, whose output varies run to run (x264 then decides differently; measured
-        # up to 0.72 grey levels mean). Exact once it reformats with threads=1 before encode.
-        assert first.frames.shape == second.frames.shape
-        assert np.abs(first.frames.astype(np.int16) - second.frames).mean() < 1.5
+        assert np.array_equal(first.frames, second.frames)
 
 
 def _rendered(job: tuple[int, int, int]) -> tuple[bytes, bytes]:
