@@ -254,8 +254,10 @@ class StreamingRecognizer:
         remaining = max(len(self._audio_buffer) // self.card.samples_per_step
                         + (len(self._audio_buffer) % self.card.samples_per_step > 0),
                         len(self._frame_buffer))
-        if remaining:
-            events += self._run_buffered(remaining, pad=True)
+        while remaining > 0:  # in chunks: a lagging modality is padded, not a long chunk run
+            steps = min(remaining, self.card.chunk_steps)
+            events += self._run_buffered(steps, pad=True)
+            remaining -= steps
         self._end_limit_step = self.state.steps
         events += self._pad_tail()
         final = self._close(self.state.steps)

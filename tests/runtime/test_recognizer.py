@@ -168,3 +168,23 @@ def test_audio_only_and_video_only_streams(model: Model) -> None:
         assert recognizer.steps == 11 + RecognizerConfig().tail_padding_steps
     with pytest.raises(MediaError, match="video=False"):
         StreamingRecognizer(model, video=False).feed(frames=rois)
+
+
+class StepRecorder:
+    def __init__(self) -> None:
+        self.chunks: list[tuple[int, bool, bool]] = []
+
+    def accept(self, result: ChunkResult) -> None:
+        self.chunks.append((result.steps, result.audio_embed is not None,
+                            bool(result.visual_embed)))
+
+
+def test_a_missing_modality_is_flushed_in_chunks_at_the_end(model: Model) -> None:
+    """An audio-visual recogniser that never gets frames waits, then finish() runs the audio
+    in chunks of the card's size with the video absent (not one long chunk)."""
+    audio, _ = random_chunk(model, 9, seed=30)
+    recorder = StepRecorder()
+    recognizer = StreamingRecognizer(model, observers=(recorder,))
+    assert recognizer.feed(audio=audio) == [] and recognizer.steps == 0
+    recognizer.finish()
+    assert recorder.chunks == [(2, True, False)] * 4 + [(1, True, False)]
