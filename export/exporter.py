@@ -35,7 +35,6 @@ from export.quantize import quantize_graphs
 
 log = logging.getLogger(__name__)
 
-PARITY_CLIPS: int = 8  # test clips streamed for the parity gate (in every modality mix)
 
 
 class QuantizationError(AvsyncError):
@@ -104,8 +103,9 @@ def _build(loaded: LoadedCheckpoint, options: ExportOptions, chunk: int, staging
     export_graphs(model, staging)
     loaded.tokenizer.save(staging / "tokenizer")
     test = cache_clips(options.data, "test", roi, options.max_clips) if options.data else []
-    # seeded toy clips always take part: 3 + n clips of odd lengths, never the traced shapes
-    parity_clips = [*toy_clips(model.config), *test[:PARITY_CLIPS]]
+    # every test clip (up to --max-clips) and 3 seeded toy clips of odd lengths: never the
+    # traced batch size or length
+    parity_clips = [*toy_clips(model.config), *test]
     calibration = AsdCalibration()
     if options.data:
         val = cache_clips(options.data, "val", roi, options.max_clips)
@@ -154,7 +154,8 @@ def _add_int8(model, card: ModelCard, staging: Path, parity_clips: list[Labelled
     int8 = load_model(staging, int8=True)
     report = check_parity(model, int8, parity_clips, chunk)
     metrics["int8"] = {"max_abs_diff_log_probs": report.max_abs_diff_log_probs,
-                       "greedy_identical_to_pytorch": report.greedy_identical}
+                       "greedy_identical_to_pytorch": report.greedy_identical,
+                       "beam_identical_to_pytorch": report.beam_identical}
     if options.data:
         table = _wer_table(int8, test)
         metrics["int8"]["test"] = table

@@ -18,7 +18,7 @@ import torch
 
 from avsync.errors import AvsyncError
 from avsync.models.model import AVSyncModel
-from avsync.runtime.ctc import greedy
+from avsync.runtime.ctc import greedy, prefix_beam_search
 from avsync.runtime.model import Model
 from avsync.runtime.offline import ClipOutputs, run_clips
 from export.clips import LabelledClip
@@ -44,6 +44,7 @@ class ParityReport:
     max_abs_diff_memory: float
     max_abs_diff_asd_logits: float
     greedy_identical: bool
+    beam_identical: bool  # best of the CTC prefix beam search, as the runtime decodes
     per_modality: dict[str, float]  # max abs diff of log-probs per modality mix
 
     @property
@@ -92,7 +93,7 @@ def check_parity(torch_model: AVSyncModel, onnx_model: Model, clips: Sequence[La
                  chunk_steps: int, tolerance: float = TOLERANCE) -> ParityReport:
     """Compare for every modality mix; -> the report (raise nothing: see `require_parity`)."""
     worst = {"log_probs": 0.0, "embed": 0.0, "memory": 0.0, "asd": 0.0}
-    per_modality, identical = {}, True
+    per_modality, identical, beam_identical = {}, True, True
     for name, (audio, video) in MODALITIES.items():
         ours = run_clips(onnx_model, [c.runtime_input(audio, video) for c in clips], chunk_steps)
         theirs = torch_outputs(torch_model, clips, chunk_steps, audio, video)
@@ -106,12 +107,14 @@ def check_parity(torch_model: AVSyncModel, onnx_model: Model, clips: Sequence[La
         worst["asd"] = max(worst["asd"], _max_diff([(a.asd_logits, b.asd_logits)
                                                    for a, b in pairs]))
         identical &= all(greedy(a.log_probs) == greedy(b.log_probs) for a, b in pairs)
+        beam_identical &= all(prefix_beam_search(a.log_probs)[0].tokens
+                              == prefix_beam_search(b.log_probs)[0].tokens for a, b in pairs)
     return ParityReport(
         clips=len(clips), steps=sum(c.steps for c in clips), batch=len(clips),
         chunk_steps=chunk_steps, tolerance=tolerance,
         max_abs_diff_log_probs=worst["log_probs"], max_abs_diff_embed=worst["embed"],
         max_abs_diff_memory=worst["memory"], max_abs_diff_asd_logits=worst["asd"],
-        greedy_identical=identical, per_modality=per_modality)
+        greedy_identical=identical, beam_identical=beam_identical, per_modality=per_modality)
 
 
 def require_parity(report: ParityReport, what: str) -> None:
