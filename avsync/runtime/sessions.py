@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avsync.errors import DependencyError, ModelLoadError
+from avsync.errors import ConfigError, DependencyError, ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,6 @@ def _gpu_present() -> bool:
 def session_options(threads: int):
     ort = _ort()
     if threads < 1:
-        from avsync.errors import ConfigError
-
         raise ConfigError(f"threads must be >= 1, got {threads}")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -67,9 +65,9 @@ def open_session(path: Path, threads: int = 1, providers: Sequence[str] | None =
         raise ModelLoadError(f"{path}: ONNX file not found; the model directory is incomplete, "
                              "re-export it with `avsync export`")
     chosen = list(providers) if providers is not None else default_providers()
+    options = session_options(threads)
     try:
-        return ort.InferenceSession(str(path), sess_options=session_options(threads),
-                                    providers=chosen)
+        return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
     except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
         raise ModelLoadError(f"{path}: onnxruntime cannot load it ({type(error).__name__}: "
                              f"{str(error).strip()[:300]}); the file is corrupt or "

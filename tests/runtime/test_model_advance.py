@@ -111,3 +111,22 @@ def test_decoder_scores_are_log_probabilities(model: Model) -> None:
     # scoring one at a time gives the same numbers as the batch
     alone = [model.score(memory, [h])[0] for h in ([5, 6, 7], [5], [])]
     np.testing.assert_allclose(scores, alone, atol=1e-4)
+
+
+def test_providers_and_threads(model_dir) -> None:
+    from pathlib import Path
+
+    import onnxruntime
+
+    from avsync.errors import ConfigError
+    from avsync.runtime import load_model
+    from avsync.runtime.sessions import CPU, CUDA, default_providers
+
+    chosen = default_providers()
+    assert chosen[-1] == CPU
+    assert (CUDA in chosen) == (CUDA in onnxruntime.get_available_providers()
+                                and any(Path("/dev").glob("nvidia[0-9]*")))
+    two = load_model(model_dir, threads=2, providers=[CPU])
+    assert two.graphs["fusion_step"].session.get_providers() == [CPU]
+    with pytest.raises(ConfigError, match="threads must be >= 1"):
+        load_model(model_dir, threads=0)
