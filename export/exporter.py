@@ -109,7 +109,7 @@ def _build(loaded: LoadedCheckpoint, options: ExportOptions, chunk: int, staging
     calibration = AsdCalibration()
     if options.data:
         val = cache_clips(options.data, "val", roi, options.max_clips)
-        calibration = calibrate_asd(model, val, chunk, f"{options.data.name}:val")
+        calibration = calibrate_asd(model, val, chunk, f"{options.data}:val")
     card = build_card(model, loaded.tokenizer, int8=False, chunk_steps=chunk,
                       calibration=calibration, training=_training(loaded, options),
                       metrics={}, export_facts=_export_facts(loaded, chunk))

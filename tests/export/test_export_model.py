@@ -120,7 +120,7 @@ def test_existing_output_needs_force(exported: Path, checkpoint: Path) -> None:
 def test_export_with_data_calibrates_and_measures(cache: Path, checkpoint: Path,
                                                   tmp_path: Path) -> None:
     card = export_model(ExportOptions(checkpoint=checkpoint, out=tmp_path / "m", data=cache))
-    assert card.asd_calibration.fitted_on == "cache:val" and card.asd_calibration.samples > 0
+    assert card.asd_calibration.fitted_on == f"{cache}:val" and card.asd_calibration.samples > 0
     assert card.metrics["parity"]["clips"] == 3 + 2  # toy clips + the test split
     for modality in ("av", "audio", "video"):
         assert card.metrics["test"][modality]["clips"] == 2
