@@ -66,7 +66,7 @@ def stream_data(model: Model, steps: int, streams: int, seed: int = 0
     return audio, rng.integers(0, 256, (streams, steps, r, r), dtype=np.uint8)
 
 
-Runner = Callable[[int], None]  # runs the chunk that starts at a step
+Runner = Callable[[int], object]  # runs the chunk that starts at a step
 
 
 def onnx_runner(model: Model, audio: np.ndarray, rois: np.ndarray, chunk: int,
@@ -132,6 +132,48 @@ def compare_engines(torch_model: AVSyncModel, fp32: Model, int8: Model, streams:
             "onnx_fp32_real_time_factor": round(medians["onnx_fp32"] / (chunk_s * streams), 4)}
 
 
+def _pair(eager: Callable[[], object], onnx: Callable[[], object]
+          ) -> Callable[[], dict[str, tuple[Runner, range]]]:
+    """Two runners that call the same part 20 times each, taking turns."""
+    def make() -> dict[str, tuple[Runner, range]]:
+        return {"torch": (lambda _s: eager(), range(20)), "onnx": (lambda _s: onnx(), range(20))}
+    return make
+
+
+def per_part(torch_model: AVSyncModel, model: Model, streams: int, repeats: int
+             ) -> dict[str, dict[str, float]]:
+    """ms per chunk of each streaming part alone (fresh states each call), PyTorch vs ONNX:
+    where the time goes, and where onnxruntime gains least (the visual convolutions)."""
+    card, c = model.card, model.card.chunk_steps
+    audio, rois = stream_data(model, c, streams)
+    zeros = {k: np.zeros((streams, card.states[k].size), np.float32) for k in card.states}
+    a_feat = np.ones((streams, c, card.audio_dim), np.float32)
+    v_feat = np.ones((streams, c, card.visual_dim), np.float32)
+    ones = np.ones(streams, np.float32)
+    t = {k: torch.from_numpy(v) for k, v in
+         {"audio": audio, "video": rois, "a_feat": a_feat, "v_feat": v_feat, "ones": ones,
+          **{f"s_{k}": v for k, v in zeros.items()}}.items()}
+    g = model.graphs
+    parts: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
+        "audio_step": (lambda: torch_model.audio_encoder.step(t["audio"], t["s_audio"]),
+                       lambda: g["audio_step"](audio=audio, state=zeros["audio"])),
+        "visual_step": (lambda: torch_model.visual_encoder.step(t["video"], t["s_visual"]),
+                        lambda: g["visual_step"](video=rois, state=zeros["visual"])),
+        "fusion_step": (lambda: torch_model.fusion_encoder.step(
+            t["a_feat"], t["v_feat"], t["ones"], t["ones"], t["s_fusion"]),
+            lambda: g["fusion_step"](audio_features=a_feat, visual_features=v_feat,
+                                     audio_present=ones, video_present=ones,
+                                     state=zeros["fusion"]))}
+    out = {}
+    with torch.no_grad():
+        for name, (eager, onnx) in parts.items():
+            medians = alternate(_pair(eager, onnx), repeats)
+            out[name] = {"torch_ms": round(1000 * medians["torch"], 3),
+                         "onnx_ms": round(1000 * medians["onnx"], 3),
+                         "speedup": round(medians["torch"] / medians["onnx"], 2)}
+    return out
+
+
 def early_vs_late(model: Model, repeats: int) -> dict[str, float]:
     """Chunks 4-6 s into a stream vs 58-62 s into another, taking turns (states snapshotted
     after streaming the first 4 s and 58 s once)."""
@@ -185,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                                              args.repeats),
             "eight_streams": compare_engines(torch_model, fp32, int8, 8, args.steps // 2,
                                              args.repeats),
+            "per_part_one_stream": per_part(torch_model, fp32, 1, args.repeats),
+            "per_part_eight_streams": per_part(torch_model, fp32, 8, args.repeats),
             "stream_position": early_vs_late(fp32, 4 * args.repeats),
             "int8_wer": _wer_change(card.metrics),
             "parity": card.metrics["parity"],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable
+from copy import deepcopy
 from pathlib import Path
 
 import onnx
@@ -48,6 +49,41 @@ log = logging.getLogger(__name__)
 
 OPSET: int = 17
 TRACE_BATCH: int = 2  # parity checks then use another batch size and other lengths
+
+
+class Conv1dAsConv2d(nn.Module):
+    """An `nn.Conv1d`, computed as a Conv2d over a height-1 image with the same weights.
+
+    The same numbers, but onnxruntime's CPU kernels run 1-D convolutions through a slow
+    generic path: measured on the tiny model's convolutions, the 2-D form is 2-3x faster for
+    the front end's strided and causal convolutions and 10-18x faster for the conformer's
+    depthwise ones. Used only in the exported graphs; the parity check compares them with
+    the untouched PyTorch model.
+    """
+
+    def __init__(self, conv: nn.Conv1d) -> None:
+        super().__init__()
+        assert conv.padding_mode == "zeros" and isinstance(conv.padding, tuple)
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.conv
+        pad = c.padding[0]
+        assert isinstance(pad, int)
+        y = nn.functional.conv2d(x.unsqueeze(2), c.weight.unsqueeze(2), c.bias,
+                                 stride=(1, c.stride[0]), padding=(0, pad),
+                                 dilation=(1, c.dilation[0]), groups=c.groups)
+        return y.squeeze(2)
+
+
+def for_export(model: AVSyncModel) -> AVSyncModel:
+    """A copy of `model` (eval mode) with every Conv1d in its 2-D form (`Conv1dAsConv2d`)."""
+    copy = deepcopy(model).eval()
+    for module in list(copy.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.Conv1d):
+                setattr(module, name, Conv1dAsConv2d(child))
+    return copy
 
 
 class ModalityStepGraph(nn.Module):
@@ -159,8 +195,8 @@ def export_graph(model: AVSyncModel, spec: GraphSpec, path: Path) -> Path:
 
 def export_graphs(model: AVSyncModel, out_dir: Path) -> dict[str, Path]:
     """All five graphs into `out_dir` (without metadata: `stamp_metadata` adds the card)."""
-    model.eval()
-    return {spec.name: export_graph(model, spec, out_dir / spec.file()) for spec in GRAPHS}
+    exported = for_export(model)
+    return {spec.name: export_graph(exported, spec, out_dir / spec.file()) for spec in GRAPHS}
 
 
 def stamp_metadata(path: Path, card: ModelCard, graph: str) -> None:
