@@ -76,13 +76,32 @@ class Conv1dAsConv2d(nn.Module):
         return y.squeeze(2)
 
 
+class GroupNorm1AsLayerNorm(nn.Module):
+    """`nn.GroupNorm(1, C)` as one LayerNormalization over (C, H, W) plus the per-channel
+    affine: the same numbers, one fused onnxruntime kernel instead of the reshape /
+    InstanceNormalization / reshape / Mul / Add chain the exporter makes of a GroupNorm."""
+
+    def __init__(self, norm: nn.GroupNorm) -> None:
+        super().__init__()
+        assert norm.num_groups == 1 and norm.affine
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (C, H, W) are fixed for a model (the ROI size): constants in the graph
+        y = nn.functional.layer_norm(x, [int(d) for d in x.shape[1:]], eps=self.norm.eps)
+        return y * self.norm.weight[:, None, None] + self.norm.bias[:, None, None]
+
+
 def for_export(model: AVSyncModel) -> AVSyncModel:
-    """A copy of `model` (eval mode) with every Conv1d in its 2-D form (`Conv1dAsConv2d`)."""
+    """A copy of `model` (eval mode) with every Conv1d in its 2-D form and every one-group
+    GroupNorm as a LayerNorm (the modules above)."""
     copy = deepcopy(model).eval()
     for module in list(copy.modules()):
         for name, child in list(module.named_children()):
             if isinstance(child, nn.Conv1d):
                 setattr(module, name, Conv1dAsConv2d(child))
+            elif isinstance(child, nn.GroupNorm) and child.num_groups == 1 and child.affine:
+                setattr(module, name, GroupNorm1AsLayerNorm(child))
     return copy
 
 
