@@ -149,3 +149,16 @@ def test_runtime_backend_full_utterance_equals_pytorch(exported: Path, checkpoin
     assert streaming.describe()["chunk_steps"] == 2
     texts = streaming.transcribe([c.runtime_input(video=False) for c in clips])
     assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
+
+
+def test_chunk_steps_override_is_checked_at_that_chunk(checkpoint: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from export.cli import main
+
+    assert main([str(checkpoint), "--out", str(tmp_path / "c3"), "--chunk-steps", "3"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["chunk_steps"] == 3 and summary["int8"] is False
+    assert summary["metrics"]["parity"]["chunk_steps"] == 3
+    assert read_card(tmp_path / "c3").chunk_steps == 3
+    with pytest.raises(ConfigError, match="--chunk-steps"):
+        main([str(checkpoint), "--out", str(tmp_path / "c0"), "--chunk-steps", "0"])
