@@ -42,7 +42,7 @@ from train.eval_report import markdown, write_outputs
 log = logging.getLogger(__name__)
 
 SNRS: tuple[str, ...] = ("clean", "10", "5", "0", "-5")
-SYNC_OFFSETS: tuple[int, ...] = (-10, -5, -2, 0, 2, 5, 10)
+SYNC_OFFSETS: tuple[int, ...] = (-6, -4, -2, 0, 2, 4, 6)  # 2 s windows fit 2.2 s GRID clips
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ EPILOG = """\
 examples:
   avsync eval runs/tiny/checkpoints/best.ckpt --cache data/synth/.avsync/cache
   avsync eval runs/tiny/checkpoints/best.ckpt --cache CACHE --out bench/results/eval-tiny \\
-      --snrs=clean,10,5,0,-5 --sync-offsets=-10,-5,0,5,10     # "=": values start with -
+      --snrs=clean,10,5,0,-5 --sync-offsets=-6,-3,0,3,6     # "=": values start with -
   avsync eval runs/debug/checkpoints/last.ckpt --cache CACHE --max-clips 20 --no-asd
   avsync eval runs/tiny/checkpoints/best.ckpt --cache CACHE --chunk full   # whole utterances
 
