@@ -18,6 +18,7 @@ the epoch and over DDP ranks, then divided).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from dataclasses import asdict, replace
@@ -183,9 +184,16 @@ class AVSyncLightning(L.LightningModule):
         checkpoint[CHECKPOINT_KEY] = checkpoint_section(self.config, self.tokenizer, training)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Resuming or validating a checkpoint: say which settings differ from the YAML."""
-        stored = section_of(checkpoint, "checkpoint")["model_config"]
-        current = self.config.to_dict()
+        """Resuming or validating a checkpoint: refuse another tokenizer (its ids would mean
+        other words), warn about model settings that differ from the YAML."""
+        section = section_of(checkpoint, "checkpoint")
+        trained_with = hashlib.sha256(section["tokenizer"]).hexdigest()
+        if trained_with != self.tokenizer.sha256:
+            raise ConfigError(f"the checkpoint was trained with another tokenizer (sha256 "
+                              f"{trained_with[:12]}, this run's is "
+                              f"{self.tokenizer.sha256[:12]}); pass the tokenizer it was "
+                              "trained with as --data.tokenizer, or start a new run")
+        stored, current = section["model_config"], self.config.to_dict()
         changed = sorted(k for k in current if stored.get(k) != current[k])
         if changed:
             log.warning("the checkpoint was trained with other %s settings than this run's "
