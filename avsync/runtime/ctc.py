@@ -12,7 +12,7 @@ of the chosen labels through the same log-probabilities.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,3 +176,15 @@ def rescore(nbest: Sequence[Hypothesis], decoder_scores: Sequence[float] | np.nd
     scores = [ctc_weight * h.log_prob + (1.0 - ctc_weight) * float(d)
               for h, d in zip(nbest, decoder_scores, strict=True)]
     return nbest[int(np.argmax(scores))]
+
+
+def decode_rescored(log_probs: np.ndarray,
+                    scorer: Callable[[list[Prefix]], Sequence[float] | np.ndarray],
+                    beam: int = 8, ctc_weight: float = 0.5) -> Hypothesis:
+    """Whole-utterance decoding: prefix beam search over (T, V) log-probs, then `rescore` of
+    the n-best with `scorer(token lists) -> decoder log-probabilities` (skipped when
+    ctc_weight is 1 or there is a single hypothesis)."""
+    nbest = prefix_beam_search(log_probs, beam=beam)
+    if ctc_weight >= 1.0 or len(nbest) == 1:
+        return nbest[0]
+    return rescore(nbest, scorer([h.tokens for h in nbest]), ctc_weight)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from avsync.errors import ConfigError
-from avsync.runtime.ctc import prefix_beam_search, rescore
+from avsync.runtime.ctc import decode_rescored
 from avsync.runtime.loader import load_model
 from avsync.runtime.offline import ClipInput, ClipOutputs, run_clips
 from avsync.runtime.words import tokens_to_text
@@ -54,9 +54,7 @@ class RuntimeBackend:
 
     def decode(self, outputs: ClipOutputs) -> str:
         """Beam search over one clip's log-probs, n-best rescored by the decoder graph."""
-        nbest = prefix_beam_search(outputs.log_probs, beam=self.beam)
-        best = nbest[0]
-        if self.ctc_weight < 1.0 and len(nbest) > 1:
-            best = rescore(nbest, self.model.score(outputs.memory, [h.tokens for h in nbest]),
-                           self.ctc_weight)
+        best = decode_rescored(outputs.log_probs,
+                               lambda hyps: self.model.score(outputs.memory, hyps),
+                               self.beam, self.ctc_weight)
         return tokens_to_text(best.tokens, self.model.card.vocab, self._special)

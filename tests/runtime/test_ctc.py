@@ -110,3 +110,17 @@ def test_alignment_of_labels_that_cannot_fit_is_spread_evenly() -> None:
     spans = align(np.zeros((3, 4)), (1, 1, 2))  # needs 4 steps (a blank between the 1s)
     assert spans == [(0, 1), (1, 2), (2, 3)]
     assert align(np.zeros((5, 4)), ()) == []
+
+
+def test_rescoring_weighs_ctc_against_the_decoder() -> None:
+    from avsync.runtime.ctc import decode_rescored
+
+    log_probs = random_log_probs(5, 3, 1)
+    nbest = prefix_beam_search(log_probs)
+    favourite = nbest[-1].tokens  # the decoder's pick: the CTC's least likely hypothesis
+
+    def scorer(hyps: list[tuple[int, ...]]) -> list[float]:
+        return [0.0 if h == favourite else -100.0 for h in hyps]
+
+    assert decode_rescored(log_probs, scorer, ctc_weight=1.0).tokens == nbest[0].tokens
+    assert decode_rescored(log_probs, scorer, ctc_weight=0.0).tokens == favourite
