@@ -1,5 +1,9 @@
 """Callbacks the training CLI adds to every run.
 
+`LastCheckpoint`: `last.ckpt` every N optimizer steps, at the end of every epoch (optional) and
+always at the end of fit. Lightning's own `save_last` skips the end of fit once any last
+checkpoint was written, which would lose the final steps of every run.
+
 `RankAgreement`: DDP keeps replicas identical only if every rank applies the same updates;
 a rank that silently diverged (different data length, a non-deterministic op, a skipped step)
 still trains and saves rank 0's weights. At the end of fitting every rank hashes its
@@ -15,6 +19,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from avsync.errors import AvsyncError
 
@@ -48,3 +53,28 @@ class RankAgreement(L.Callback):
         if not agree:
             raise AvsyncError(f"DDP ranks hold different parameters after training (digests "
                               f"{digests}); the run is not trustworthy")
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """Writes `<dirpath>/last.ckpt` only (no top-k files). every_n_train_steps: also every N
+    optimizer steps; at_epoch_end: also when an epoch's training (and validation) is done."""
+
+    def __init__(self, dirpath: Path, every_n_train_steps: int | None,
+                 at_epoch_end: bool = True) -> None:
+        super().__init__(dirpath=dirpath, save_top_k=0, save_last=True,
+                         every_n_train_steps=every_n_train_steps)
+        self.at_epoch_end = at_epoch_end
+
+    def _save_last_now(self, trainer: L.Trainer) -> None:
+        if trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        if self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self.at_epoch_end:
+            self._save_last_now(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save_last_now(trainer)

@@ -39,7 +39,7 @@ from avsync.errors import ConfigError
 from avsync.models.checkpoint import read_raw, section_of
 from avsync.models.config import ModelConfig
 from avsync.text.tokenizer import Tokenizer
-from train.callbacks import RankAgreement
+from train.callbacks import LastCheckpoint, RankAgreement
 from train.datamodule import AVDataModule
 from train.module import MONITOR, AVSyncLightning
 from train.optim import OptimConfig
@@ -72,10 +72,12 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
 
 @dataclass(frozen=True)
 class CheckpointConfig:
-    """every_n_train_steps: also write last.ckpt every N optimizer steps (null: at epoch ends
-    only); best.ckpt keeps the lowest (mode min) or highest `monitor` seen in validation."""
+    """last.ckpt is written at the end of fit, every `every_n_train_steps` optimizer steps
+    (null: never in between) and at the end of every epoch when `at_epoch_end`; best.ckpt
+    keeps the lowest (mode min) or highest `monitor` seen in validation."""
 
     every_n_train_steps: int | None = 500
+    at_epoch_end: bool = True
     monitor: str = MONITOR
     mode: str = "min"
 
@@ -157,8 +159,7 @@ class AVSyncCLI(LightningCLI):
         directory = root / "checkpoints"
         best = ModelCheckpoint(dirpath=directory, filename="best", monitor=options.monitor,
                                mode=options.mode, save_top_k=1, auto_insert_metric_name=False)
-        last = ModelCheckpoint(dirpath=directory, save_top_k=0, save_last=True,
-                               every_n_train_steps=options.every_n_train_steps)
+        last = LastCheckpoint(directory, options.every_n_train_steps, options.at_epoch_end)
         extra: list[Any] = []
         if self.subcommand == "fit":
             extra += [best, last, RankAgreement()]

@@ -42,10 +42,12 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
 
 @pytest.fixture(scope="session")
 def short_run(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 3-step debug training run (its checkpoints, logs and rank check) in this process."""
+    """A 3-step debug training run (its checkpoints, logs and rank check) in this process;
+    last.ckpt at step 2 and, as at the end of every fit, at step 3."""
     run = tmp_path_factory.mktemp("fit") / "run"
     threads = torch.get_num_threads()
     assert train_main(fit_args(corpus, run, "--trainer.max_steps", "3",
-                               "--data.batch_steps", "200")) == 0
+                               "--data.batch_steps", "200", "--checkpoint.every_n_train_steps",
+                               "2", "--checkpoint.at_epoch_end", "false")) == 0
     torch.set_num_threads(threads)
     return run

@@ -38,4 +38,4 @@ def test_two_process_cpu_ddp_run_completes_and_ranks_agree(corpus: Corpus,
     losses = [r["train/loss"] for r in rows if "train/loss" in r]
     assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
     # validation ran on both ranks and its WER was summed over them
-    assert any(0.0 <= r.get("val/stream/wer_av", -1.0) for r in rows)
+    assert any(r.get("val/stream/wer_av", -1.0) >= 0.0 for r in rows)

@@ -29,7 +29,7 @@ def batches_per_epoch(corpus: Corpus) -> int:
 def run_options(every: int) -> tuple[str, ...]:
     return ("--trainer.max_steps", str(MAX_STEPS), "--trainer.max_epochs", "null",
             "--data.batch_steps", str(BATCH_STEPS), "--checkpoint.every_n_train_steps",
-            str(every))
+            str(every), "--checkpoint.at_epoch_end", "false")
 
 
 def _wait_for_checkpoint(path: Path, process, min_step: int, timeout: float = 240.0) -> None:
