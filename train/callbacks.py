@@ -66,7 +66,7 @@ class LastCheckpoint(ModelCheckpoint):
         self.at_epoch_end = at_epoch_end
 
     def _save_last_now(self, trainer: L.Trainer) -> None:
-        if trainer.sanity_checking or trainer.fast_dev_run:
+        if trainer.sanity_checking:
             return
         if self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

@@ -13,7 +13,9 @@ Validation and test run twice per batch: in the streaming mode the model is serv
 (`streaming.chunk_size`) and over the whole utterance, logging for each every loss, sync
 accuracy, the modality gap and greedy-CTC WER/CER for audio-only, video-only and audio-visual
 input (`val/stream/wer_av`, `val/full/wer_audio`, ...). WER is corpus-level (errors summed over
-the epoch and over DDP ranks, then divided).
+the epoch and over DDP ranks, then divided). `late_start_sync_clip_acc` checks sync with the
+video stream starting later than the audio: aligned clips alone cannot tell embeddings of the
+lips and voice from embeddings of "time since the stream began".
 """
 
 from __future__ import annotations
@@ -32,16 +34,20 @@ from avsync.errors import ConfigError
 from avsync.models.checkpoint import CHECKPOINT_KEY, checkpoint_section, section_of
 from avsync.models.config import ModelConfig
 from avsync.models.decoding import greedy_ctc
+from avsync.models.encoders import step_mask
+from avsync.models.losses import sync_accuracy
 from avsync.models.model import AVSyncModel
 from avsync.models.objective import MODALITIES, Batch, ContrastiveGenerativeObjective
 from avsync.text.metrics import utterance_errors
 from avsync.text.tokenizer import Tokenizer
+from avsync.timebase import SYNC_MAX_SHIFT
 from train.optim import OptimConfig, build_optimizer
 
 log = logging.getLogger(__name__)
 
 MODES: tuple[str, ...] = ("stream", "full")
 MONITOR = "val/stream/wer_av"  # what the "best" checkpoint minimises
+LATE_START = 5  # steps the video starts after the audio in the late-start sync check
 
 
 def step_seed(*parts: int) -> int:
@@ -158,6 +164,20 @@ class AVSyncLightning(L.LightningModule):
                              for ids in greedy_ctc(fusion.log_probs, fusion.lengths)]
         return out
 
+    @torch.no_grad()
+    def late_start_sync(self, batch: Batch, chunk_size: int | None) -> dict[str, torch.Tensor]:
+        """Sync accuracy when the video stream starts LATE_START steps after the audio stream
+        while the content stays aligned. Embeddings that mark "steps since the stream began"
+        instead of what lips and voice do score 1.0 on aligned clips but 0.0 here."""
+        m, k = self.model, LATE_START
+        lengths = (batch["video_lengths"] - k).clamp(min=0)
+        visual = m.visual_encoder(batch["video"][:, k:], lengths, chunk_size)
+        audio = m.audio_encoder(batch["audio"], batch["audio_lengths"], chunk_size)
+        steps = visual.embeddings.shape[1]
+        accuracy = sync_accuracy(audio.embeddings[:, k:k + steps], visual.embeddings,
+                                 step_mask(lengths, steps), SYNC_MAX_SHIFT)
+        return {f"late_start_{name}": value for name, value in accuracy.items()}
+
     def _evaluate(self, batch: Batch, stage: str) -> None:
         size = len(batch["ids"])
         refs = [self.tokenizer.decode(tokens[:n].tolist())
@@ -165,6 +185,7 @@ class AVSyncLightning(L.LightningModule):
         for mode in MODES:
             chunk = self.chunk_of(mode)
             _, metrics = self.objective(self.model, batch, chunk_size=chunk, modality="av")
+            metrics.update(self.late_start_sync(batch, chunk))
             self.log_dict({f"{stage}/{mode}/{k}": v for k, v in metrics.items()},
                           batch_size=size, sync_dist=True)
             for modality, hyps in self.transcribe(batch, chunk).items():

@@ -36,7 +36,7 @@ def test_validation_logs_wer_per_modality_and_mode(short_run: Path) -> None:
             assert 0.0 <= val[f"val/{mode}/wer_{modality}"] <= 10.0
             assert f"val/{mode}/cer_{modality}" in val
         for name in ("loss_ctc", "loss_attention", "loss_sync", "loss_asd", "sync_top1",
-                     "sync_clip_acc", "modality_gap"):
+                     "sync_clip_acc", "late_start_sync_clip_acc", "modality_gap"):
             assert finite(val[f"val/{mode}/{name}"]), name
 
 
