@@ -3,8 +3,10 @@
 #   synth -> index -> tokenizer -> prepare -> fit -> eval
 # A GRID-style synthetic corpus (closed 51-word grammar), speaker-disjoint splits (the test
 # speakers are never heard in training), the `tiny` model, about an hour on 2 CPU cores:
-#   synth ~5 min (1200 clips + 12 ASD scenes, 2 workers), prepare ~1 min,
-#   fit <= 45 min (40 epochs of ~0.55 h of speech, capped by MAX_TIME), eval ~3 min.
+#   synth <= 12 min (1200 clips + 12 ASD scenes; bench/results/synth.json measured 1.7 clips/s
+#   with 2 workers on a busy machine),
+#   prepare ~1 min, fit <= 40 min (40 epochs of 0.55 h of speech at ~1.2 s per batch of
+#   ~20 clips with 1 thread, capped by MAX_TIME), eval ~3 min.
 # Every step resumes or is skipped when its output exists, so the script can simply be run
 # again after an interruption. Sizes are environment variables, e.g. a smoke run:
 #   SPEAKERS=3 UTTS=2 SCENES=1 EPOCHS=1 train/recipes/synth-tiny.sh
@@ -24,7 +26,7 @@ SCENES=${SCENES:-12}             # multi-face ASD scenes for the mAP
 SEED=${SEED:-0}
 WORKERS=${WORKERS:-2}            # synth and prepare processes
 EPOCHS=${EPOCHS:-40}
-MAX_TIME=${MAX_TIME:-00:00:45:00}  # DD:HH:MM:SS; training stops there even if epochs remain
+MAX_TIME=${MAX_TIME:-00:00:40:00}  # DD:HH:MM:SS; training stops there even if epochs remain
 THREADS=${THREADS:-1}            # torch threads; 2 threads stall badly on a busy 2-core box
 TOKENIZER="$DATA/.avsync/tok"
 CACHE="$DATA/.avsync/cache"
