@@ -6,8 +6,9 @@ an `avsync` section (`avsync.models.checkpoint`) with the model config and the t
 `load_checkpoint(path)` rebuilds the model without any YAML.
 
 Training step: a chunk size drawn from `objective.chunk_sizes`, modality dropout and masks, all
-from a generator seeded by (seed, global step, rank), and the global RNG (dropout) reseeded the
-same way, so a run resumed from a checkpoint takes exactly the steps the uninterrupted run would.
+from a generator seeded by (seed, global step, batch index, rank), and the global RNG (dropout)
+reseeded the same way, so a run resumed from a checkpoint takes exactly the steps the
+uninterrupted run would.
 
 Validation and test run twice per batch: in the streaming mode the model is served with
 (`streaming.chunk_size`) and over the whole utterance, logging for each every loss, sync
@@ -106,15 +107,16 @@ class AVSyncLightning(L.LightningModule):
                                    "seed": self.seed, "tokenizer_sha256": tokenizer.sha256})
 
     # ----------------------------------------------------------------------------- training
-    def _generator(self) -> torch.Generator:
-        return torch.Generator().manual_seed(
-            step_seed(self.seed, self.global_step, self.global_rank))
+    def _seed(self, batch_idx: int, stream: int) -> int:
+        """Seeds of a training batch: (seed, optimizer step, batch in epoch, rank, stream); the
+        batch index keeps micro-batches of one accumulated step apart."""
+        return step_seed(self.seed, self.global_step, batch_idx, self.global_rank, stream)
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
-        torch.manual_seed(step_seed(self.seed, self.global_step, self.global_rank, 1))
+        torch.manual_seed(self._seed(batch_idx, 1))  # dropout and anything else global
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        generator = self._generator()
+        generator = torch.Generator().manual_seed(self._seed(batch_idx, 0))
         chunk = self.objective.sample_chunk_size(generator)
         total, metrics = self.objective(self.model, batch, chunk_size=chunk, generator=generator)
         size = len(batch["ids"])
