@@ -147,7 +147,9 @@ Row = tuple[int, tuple[float, float, float, float], bool]  # frame, box, SPEAKIN
 def read_labels(path: Path) -> dict[str, dict[str, list[Row]]]:
     """AVA-ActiveSpeaker CSV -> {video_id: {entity_id: [(frame, box, positive), ...]}}.
 
-    A header line, if any, is skipped; frame = round(timestamp * 25)."""
+    A header line, if any, is skipped; frame = round(timestamp * 25), so timestamps count
+    seconds from the start of the scene's mp4 (AVA's own files count from the start of the
+    movie: subtract the clip's start first)."""
     table: dict[str, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
     with path.open(newline="", encoding="utf-8") as handle:
         for number, row in enumerate(csv.reader(handle), 1):
