@@ -39,6 +39,25 @@ def write_y4m(path: str | Path, frames: np.ndarray, fps: int = FPS) -> Path:
     return path
 
 
+def camera_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Face-centred (T, S, S) uint8 gray frames (LRS style) → (T, height, width) camera frames
+    whose central height x height square is the face frame, scaled (the border repeats the
+    face frame's edge pixels), so the page's whole-frame face is the clip's face."""
+    from avsync.media.opencv import cv2_module
+
+    frames = np.asarray(frames)
+    if frames.ndim != 3 or frames.shape[1] != frames.shape[2] or width < height:
+        raise MediaError(f"camera_frames needs square (T, S, S) frames and width >= height, "
+                         f"got {frames.shape} into {width}x{height}")
+    cv2 = cv2_module()
+    left = (width - height) // 2
+    out = []
+    for frame in frames:
+        face = cv2.resize(frame, (height, height), interpolation=cv2.INTER_AREA)
+        out.append(np.pad(face, ((0, 0), (left, width - height - left)), mode="edge"))
+    return np.stack(out)
+
+
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
     """audio: (S,) float32 in [-1, 1] → 16-bit mono PCM wav."""
     audio = np.asarray(audio, np.float32)

@@ -14,8 +14,12 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from serve.config import ServerConfig
+
+if TYPE_CHECKING:
+    from serve.runtime_engine import RuntimeEngineConfig
 
 
 class JsonFormatter(logging.Formatter):
@@ -54,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "and AV sync over websockets (protocol v1, docs/protocol.md): "
                     "ws://HOST:PORT/v1/stream, GET /healthz, GET /metrics, GET / (browser page).",
         epilog="examples:\n"
-               "  avsync serve --model models/avsync-tiny --port 8765\n"
-               "  avsync serve --model models/avsync-tiny --host 0.0.0.0 --token s3cret \\\n"
+               "  avsync serve --model models/avsync-tiny-grid --port 8765\n"
+               "  avsync serve --model models/avsync-tiny-grid --int8 --threads 2\n"
+               "  avsync serve --model models/avsync-tiny-grid --host 0.0.0.0 --token s3cret \\\n"
                "      --allowed-origin https://example.org --max-sessions 16\n"
                "  avsync stream clip.mp4 --url ws://127.0.0.1:8765/v1/stream   # a client\n\n"
                "SIGTERM drains: new sessions get HTTP 503, open ones get their finals and "
@@ -77,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="allowed Origin header (repeat); default: any")
     parser.add_argument("--threads", type=int, default=defaults.inference_threads,
                         help="inference threads (batches running at once)")
+    parser.add_argument("--onnx-threads", type=int, default=1,
+                        help="onnxruntime intra-op threads per graph and batch")
+    parser.add_argument("--int8", action="store_true",
+                        help="run the model's int8 graphs (exported with `avsync export --int8`)")
+    parser.add_argument("--trailing-blank-ms", type=int, default=None,
+                        help="silence that ends a segment (default: the runtime's endpointing)")
+    parser.add_argument("--max-segment-ms", type=int, default=None,
+                        help="longest segment before a final is forced (default: the runtime's)")
     parser.add_argument("--media-threads", type=int, default=defaults.media_threads)
     parser.add_argument("--batch-max", type=int, default=defaults.batch_max)
     parser.add_argument("--batch-wait-ms", type=float, default=defaults.batch_wait_ms)
@@ -99,6 +112,15 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(**values)
 
 
+def engine_config_from_args(args: argparse.Namespace) -> RuntimeEngineConfig:
+    from avsync.runtime import EndpointConfig, RecognizerConfig
+    from serve.runtime_engine import RuntimeEngineConfig
+
+    given = {"trailing_blank_ms": args.trailing_blank_ms, "max_segment_ms": args.max_segment_ms}
+    endpoint = EndpointConfig(**{k: v for k, v in given.items() if v is not None})
+    return RuntimeEngineConfig(recognizer=RecognizerConfig(endpoint=endpoint))
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
@@ -106,6 +128,7 @@ def main(argv: list[str]) -> int:
     from serve.engine import load_engine
     from serve.server import run_server
 
-    engine = load_engine(args.model, threads=1)
+    engine = load_engine(args.model, threads=args.onnx_threads, int8=args.int8,
+                         config=engine_config_from_args(args))
     asyncio.run(run_server(engine, config))
     return 0

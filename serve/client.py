@@ -124,7 +124,7 @@ def media_messages(audio: np.ndarray | None, frames: np.ndarray | None,
         for seq, start in enumerate(range(0, len(audio), block)):
             t_us = base_us + start * 1_000_000 // 16_000
             out.append((t_us, pack_media(BinaryKind.AUDIO, seq, t_us,
-                                         _pcm(audio[start:start + block], options))))
+                                         pcm_payload(audio[start:start + block], options))))
     if frames is not None:
         for seq, frame in enumerate(frames):
             t_us = base_us + seq * STEP_MS * 1000
@@ -133,7 +133,8 @@ def media_messages(audio: np.ndarray | None, frames: np.ndarray | None,
     return out
 
 
-def _pcm(audio: np.ndarray, options: StreamOptions) -> bytes:
+def pcm_payload(audio: np.ndarray, options: StreamOptions) -> bytes:
+    """(S,) float32 in [-1, 1] -> an AUDIO payload in the options' encoding (s16le: x 32767)."""
     if options.audio_encoding is AudioEncoding.PCM_F32LE:
         return audio.astype("<f4").tobytes()
     return (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()

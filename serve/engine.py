@@ -1,9 +1,9 @@
 """The one seam between the server and a recogniser: the `Engine` protocol and its data.
 
-Why a seam: the server's machinery (sessions, batching, limits) must not care whether results
-come from the ONNX runtime or from the deterministic test engine in tests/serve/. Everything
-the server needs from a model is here; `load_engine` builds the real one around
-`avsync.runtime` (docs/architecture.md, "Runtime contract").
+Why a seam: the server's machinery (sessions, batching, limits, media) knows nothing of ONNX,
+states or decoding; everything it needs from a model is here, and `serve/runtime_engine.py`
+is the one module that speaks to `avsync.runtime` (docs/architecture.md, "Runtime contract").
+`load_engine` builds that engine from an exported model directory.
 
 Time base: a stream starts at step 0; step i covers stream time [40 i, 40 (i+1)) ms.
 Every call runs on an inference thread, never on the event loop; a stream is only ever in one
@@ -15,11 +15,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from serve.protocol import Task, Word
+
+if TYPE_CHECKING:
+    from serve.runtime_engine import RuntimeEngineConfig
 
 
 @dataclass(frozen=True)
@@ -96,8 +99,14 @@ class Engine(Protocol):
         ...
 
 
-def load_engine(model_dir: str | Path, threads: int = 1) -> Engine:
-    """The production engine: an exported model directory run by `avsync.runtime`."""
+def load_engine(model_dir: str | Path, threads: int = 1, int8: bool = False,
+                config: RuntimeEngineConfig | None = None) -> Engine:
+    """The production engine: an exported model directory run by `avsync.runtime`.
+
+    threads: onnxruntime intra-op threads per graph; int8: the `*.int8.onnx` graphs;
+    config: recogniser, sync and ASD settings (defaults: the runtime's). ModelLoadError names
+    the file and why when the directory cannot be served.
+    """
     from serve.runtime_engine import RuntimeEngine
 
-    return RuntimeEngine.load(Path(model_dir), threads=threads)
+    return RuntimeEngine.load(Path(model_dir), threads=threads, int8=int8, config=config)

@@ -1,30 +1,172 @@
-"""`RuntimeEngine`: the production `serve.engine.Engine` around `avsync.runtime`.
+"""`RuntimeEngine`: the production `serve.engine.Engine`, an exported model run by `avsync.runtime`.
 
-Pending: `avsync.runtime` (issue 4) is being written; until it lands, loading a model says so
-instead of failing obscurely. The adapter follows the runtime contract in
-docs/architecture.md: `load_model`, `model.new_state()`, batched `model.advance(...)`, then the
-per-stream recogniser, sync estimator and speaker detector on each result.
+The one seam between the server and the runtime (docs/architecture.md, "Runtime contract"):
+- `open_stream` makes a `StreamingRecognizer` whose observers are a `SyncEstimator` and an
+  `ActiveSpeakerDetector`;
+- `advance` asks each stream's recogniser for its `ChunkRequest`, runs ONE `model.advance` for
+  the whole cross-session batch (each session's audio encoded once, every face track of every
+  session in one visual batch, one fusion run, one ASD run), then hands each stream its result;
+- `finish` is `recognizer.finish()` (tail padding, so the last words become finals).
+
+Faces: the server sends every tracked face (whole frame, client boxes or detected). ASD scores
+each of them against the session's audio; the lips that feed recognition and sync are the
+most likely speaker's, decided causally from the probabilities of earlier chunks, with a
+margin so the choice does not flicker between faces. A face first seen has no probability yet,
+so the server's choice (the current face, else the largest) stands until ASD has spoken.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from avsync.errors import ModelLoadError
+from avsync.errors import ConfigError, ModelLoadError
+from avsync.media import roi as media_roi
+from avsync.runtime import (
+    ActiveSpeakerDetector,
+    AsdConfig,
+    ChunkResult,
+    Final,
+    Model,
+    RecognizerConfig,
+    StreamingRecognizer,
+    SyncConfig,
+    SyncEstimator,
+    load_model,
+)
+from avsync.timebase import FPS, SAMPLE_RATE, SAMPLES_PER_STEP
+from serve.engine import ChunkInput, ChunkOutput, EngineInfo, Segment, SyncEstimate
+from serve.protocol import Task, Word
 
-if TYPE_CHECKING:
-    from serve.engine import Engine
+
+@dataclass(frozen=True)
+class RuntimeEngineConfig:
+    """How the runtime's per-stream parts are set up for every session.
+
+    switch_margin: how much more likely to be speaking (a probability in [0, 1]) another face
+    must be than the face being read before recognition moves to its lips.
+    """
+
+    recognizer: RecognizerConfig = field(default_factory=RecognizerConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    asd: AsdConfig = field(default_factory=AsdConfig)
+    switch_margin: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.switch_margin <= 1.0:
+            raise ConfigError(f"RuntimeEngineConfig.switch_margin must be in [0, 1], got "
+                              f"{self.switch_margin}")
+
+
+@dataclass
+class RuntimeStream:
+    """One session's runtime state (opaque to the server)."""
+
+    tasks: frozenset[Task]
+    recognizer: StreamingRecognizer
+    sync: SyncEstimator
+    speakers: ActiveSpeakerDetector
+    primary: int | None = None  # the face whose lips are read
 
 
 class RuntimeEngine:
+    """Satisfies `serve.engine.Engine` over a loaded `avsync.runtime.Model`."""
+
+    def __init__(self, model: Model, config: RuntimeEngineConfig | None = None) -> None:
+        _check_conventions(model)
+        self.model = model
+        self.config = config or RuntimeEngineConfig()
+        card = model.card
+        self.info = EngineInfo(name=card.model_name, version=card.model_version,
+                               chunk_steps=card.chunk_steps, roi_stored=card.roi.stored,
+                               tasks=tuple(Task))
+
     @classmethod
-    def load(cls, model_dir: Path, threads: int = 1) -> Engine:
-        try:
-            from avsync.runtime import load_model  # type: ignore[attr-defined]  # noqa: F401
-        except ImportError:
-            raise ModelLoadError(
-                f"cannot serve {model_dir}: this build of avsync has no ONNX runtime "
-                "(avsync.runtime.load_model) yet") from None
-        raise ModelLoadError("serve.runtime_engine: the adapter to avsync.runtime is not "
-                             "written yet")
+    def load(cls, model_dir: Path, threads: int = 1, int8: bool = False,
+             config: RuntimeEngineConfig | None = None) -> RuntimeEngine:
+        """threads: onnxruntime intra-op threads per graph (the batcher adds its own)."""
+        return cls(load_model(model_dir, threads=threads, int8=int8), config)
+
+    def open_stream(self, tasks: frozenset[Task], audio: bool, video: bool) -> RuntimeStream:
+        cfg = self.config
+        sync = SyncEstimator(cfg.sync, step_ms=self.model.card.step_ms)
+        speakers = ActiveSpeakerDetector(self.model.card.asd_calibration, cfg.asd)
+        recognizer = StreamingRecognizer(self.model, cfg.recognizer, audio=audio or not video,
+                                         video=video, observers=(sync, speakers))
+        return RuntimeStream(tasks, recognizer, sync, speakers)
+
+    def advance(self, batch: Sequence[tuple[RuntimeStream, ChunkInput]]) -> list[ChunkOutput]:
+        """One chunk of each stream; one `model.advance` for the whole batch."""
+        requests = []
+        for stream, chunk in batch:
+            assert chunk.start_step == stream.recognizer.steps, (chunk.start_step,
+                                                                 stream.recognizer.steps)
+            primary = self._choose_face(stream, chunk)
+            for track in [t for t in stream.recognizer.state.visual if t not in chunk.faces]:
+                stream.recognizer.state.forget_track(track)  # gone: a return starts fresh
+            requests.append(stream.recognizer.request(chunk.audio, chunk.faces, primary,
+                                                      chunk.steps))
+        results = self.model.advance(requests)
+        return [self._output(stream, result)
+                for (stream, _), result in zip(batch, results, strict=True)]
+
+    def finish(self, stream: RuntimeStream) -> ChunkOutput:
+        finals = [e for e in stream.recognizer.finish() if isinstance(e, Final)]
+        return ChunkOutput(finals=tuple(_segment(f) for f in finals))
+
+    # --- per stream ----------------------------------------------------------------------
+    def _choose_face(self, stream: RuntimeStream, chunk: ChunkInput) -> int | None:
+        """The face whose lips this chunk's recognition reads (see the module docstring)."""
+        if not chunk.faces:
+            return None
+        current = stream.primary if stream.primary in chunk.faces else chunk.primary_face
+        if current not in chunk.faces:
+            current = next(iter(chunk.faces))
+        probability = stream.speakers.probabilities
+        known = [t for t in chunk.faces if t in probability]
+        if known:
+            best = max(known, key=lambda t: probability[t])
+            if probability[best] >= probability.get(current, 0.0) + self.config.switch_margin:
+                current = best
+        if current != stream.primary:
+            stream.sync.reset()  # the window paired another face's lips with the audio
+            stream.sync.latest = None
+            stream.primary = current
+        return current
+
+    def _output(self, stream: RuntimeStream, result: ChunkResult) -> ChunkOutput:
+        events = stream.recognizer.accept(result)
+        finals = tuple(_segment(e) for e in events if isinstance(e, Final))
+        speaking = {t: p for t, p in stream.speakers.probabilities.items()
+                    if t in result.asd_logits}
+        sync = stream.sync.latest
+        estimate = None
+        if sync is not None and stream.primary is not None:
+            estimate = SyncEstimate(sync.offset_ms, sync.confidence, stream.primary)
+        return ChunkOutput(partial=stream.recognizer.partial, finals=finals, speaking=speaking,
+                           sync=estimate)
+
+
+def _segment(final: Final) -> Segment:
+    """The runtime's Final → the server's Segment (the runtime's `Word.text` is `word` here)."""
+    words = tuple(Word(w.text, w.start_ms, w.end_ms, w.confidence) for w in final.words)
+    return Segment(final.text, final.start_ms, final.end_ms, words)
+
+
+def _check_conventions(model: Model) -> None:
+    """The server crops mouths and cuts steps with avsync.media and avsync.timebase; a model
+    trained on other conventions would be fed subtly wrong input, so refuse it at load."""
+    card, roi = model.card, model.card.roi
+    ours = (SAMPLE_RATE, FPS, SAMPLES_PER_STEP, media_roi.MOUTH_CENTER_X,
+            media_roi.MOUTH_CENTER_Y, media_roi.MOUTH_SIDE)
+    theirs = (card.sample_rate, card.fps, card.samples_per_step, roi.mouth_center_x,
+              roi.mouth_center_y, roi.mouth_side)
+    if any(abs(a - b) > 1e-6 for a, b in zip(ours, theirs, strict=True)):
+        raise ModelLoadError(
+            f"{model.model_dir / 'model.json'}: sample rate, fps, samples per step and mouth "
+            f"box {theirs} differ from this server's {ours} (avsync.timebase, "
+            "avsync.media.roi); re-export the model with this version of avsync")
+    if card.chunk_steps < 1:
+        raise ModelLoadError(f"{model.model_dir / 'model.json'}: chunk_steps "
+                             f"{card.chunk_steps} cannot stream; export with --chunk-steps N")

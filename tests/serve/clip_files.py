@@ -25,10 +25,10 @@ def write_webm(path: Path, audio: np.ndarray, frames: np.ndarray) -> Path:
             container.mux(video.encode(frame))
         container.mux(video.encode())
         samples = audio.astype(np.float32)[None, :]
-        frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
-        frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, 0, Fraction(1, SAMPLE_RATE)
+        pcm = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
+        pcm.sample_rate, pcm.pts, pcm.time_base = SAMPLE_RATE, 0, Fraction(1, SAMPLE_RATE)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=48000)
-        for piece in [*resampler.resample(frame), *resampler.resample(None)]:
+        for piece in [*resampler.resample(pcm), *resampler.resample(None)]:
             container.mux(sound.encode(piece))
         container.mux(sound.encode())
     return path

@@ -1,16 +1,16 @@
-"""Run a port-0 server on the tone TEST engine with torch made unimportable (a subprocess).
+"""`avsync serve` (serve.cli.main, the real runtime) with torch, torchaudio and lightning
+unimportable, in a subprocess: `python no_torch_server.py --model DIR --port 0 ...`.
 
-Prints one JSON line {"port": N} when listening; SIGTERM drains and exits 0. Used by the
-drain test, which thereby also proves the server runs without torch.
+Its JSON log on stderr names the port (`"event": "listening"`); SIGTERM drains; on exit it
+prints {"exit": code, "torch_modules": [...]} on stdout. Used by the drain test, which thereby
+also proves that the server and the runtime serve a model without torch.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib.abc
 import json
 import sys
-from pathlib import Path
 
 BLOCKED = ("torch", "torchaudio", "lightning")
 
@@ -22,21 +22,15 @@ class BlockTorch(importlib.abc.MetaPathFinder):
         return None
 
 
-def main() -> None:
+def main() -> int:
     sys.meta_path.insert(0, BlockTorch())
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from tone_engine import ToneEngine
+    from serve.cli import main as serve_main
 
-    from serve.config import ServerConfig
-    from serve.server import run_server
-
-    def ready(server) -> None:
-        loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
-        print(json.dumps({"port": server.port, "torch_modules": loaded}), flush=True)
-
-    config = ServerConfig(port=0, drain_timeout_s=20.0, close_timeout_s=2.0)
-    asyncio.run(run_server(ToneEngine(), config, ready))
+    code = serve_main(sys.argv[1:])
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+    print(json.dumps({"exit": code, "torch_modules": loaded}), flush=True)
+    return code
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,5 +1,6 @@
-"""Every kind of bad input over a real connection: a clear error or a clean close, the other
-sessions unharmed, and nothing already received lost."""
+"""Every kind of bad input over a real connection to the real runtime: a clear error or a clean
+close, the other sessions unharmed, and nothing already received lost (the finals are the
+offline runtime's over the good input)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,18 @@ import asyncio
 
 import numpy as np
 import pytest
-from serve_harness import final_texts, open_session, receive_rest, run, running_server, stream_url
-from tone_engine import tone_clip
+from serve_harness import (
+    Offline,
+    SynthClip,
+    as_s16,
+    check_same_results,
+    offline,
+    open_session,
+    receive_rest,
+    run,
+    running_server,
+    stream_url,
+)
 from websockets.asyncio.client import connect
 
 from serve.client import StreamOptions, media_messages, stream_media
@@ -29,23 +40,35 @@ from serve.protocol import (
     pack_media,
 )
 
-CLIP = tone_clip(["nothing lost"])
-START_AV = encode(Start(audio=AudioSpec(), video=VideoSpec(VideoEncoding.GRAY8, 64, 64)))
+
+def start_av(clip: SynthClip) -> str:
+    height, width = clip.frames.shape[1:]
+    return encode(Start(audio=AudioSpec(), video=VideoSpec(VideoEncoding.GRAY8, width, height)))
 
 
-async def session_with(bad: list[str | bytes], start: str = START_AV):
+@pytest.fixture(scope="module")
+def reference(model, clip) -> Offline:
+    return offline(model, as_s16(clip.audio), clip.frames)
+
+
+@pytest.fixture(scope="module")
+def audio_reference(model, clip) -> Offline:
+    return offline(model, as_s16(clip.audio), None)
+
+
+async def session_with(engine, clip: SynthClip, bad: list[str | bytes]):
     """Start, send the bad messages after the first half of the clip's media, finish the clip,
-    end; returns every server message and the close code."""
-    async with running_server() as server:
-        ws, ready = await open_session(stream_url(server), start)
+    end; returns every server message, the close code, and an audio-only session after it."""
+    async with running_server(engine) as server:
+        ws, ready = await open_session(stream_url(server), start_av(clip))
         assert isinstance(ready, Ready), ready
-        media = [m for _, m in media_messages(CLIP.audio, CLIP.frames(), StreamOptions())]
+        media = [m for _, m in media_messages(clip.audio, clip.frames, StreamOptions())]
         half = len(media) // 2
         for message in media[:half] + bad + media[half:]:
             await ws.send(message)
         await ws.send(encode(End()))
         messages = await receive_rest(ws)
-        healthy = await stream_media(stream_url(server), CLIP.audio, None,
+        healthy = await stream_media(stream_url(server), clip.audio, None,
                                      StreamOptions(fast=True))
         return messages, ws.close_code, healthy
 
@@ -72,23 +95,26 @@ def errors_of(messages) -> list[Error]:
     (pack_media(BinaryKind.AUDIO, 0, 0, b"\x00\x00"), ErrorCode.BAD_SEQUENCE),
     (pack_media(BinaryKind.CONTAINER, 0, 0, b"\x1a\x45\xdf\xa3"), ErrorCode.UNEXPECTED_KIND),
 ])
-def test_non_fatal_bad_input_gets_an_error_and_loses_nothing(bad, code) -> None:
-    messages, close_code, healthy = run(session_with([bad]))
+def test_non_fatal_bad_input_gets_an_error_and_loses_nothing(engine, clip, reference,
+                                                            audio_reference, bad, code) -> None:
+    messages, close_code, healthy = run(session_with(engine, clip, [bad]))
     errors = errors_of(messages)
     assert [(e.code, e.fatal) for e in errors] == [(code, False)]
     assert len(errors[0].message) > 20
-    assert final_texts(messages) == ["nothing lost"] and isinstance(messages[-1], Done)
+    check_same_results(messages, reference)
+    assert isinstance(messages[-1], Done) and messages[-1].video_frames == clip.steps
     assert close_code == CloseCode.NORMAL
-    assert final_texts(healthy) == ["nothing lost"]
+    check_same_results(healthy, audio_reference)
 
 
-def test_nan_and_inf_samples_are_repaired_and_the_transcript_survives() -> None:
-    audio = CLIP.audio.copy()
+def test_nan_and_inf_samples_are_repaired_and_the_transcript_survives(model, engine,
+                                                                      clip) -> None:
+    audio = clip.audio.copy()
     audio[:100] = np.nan  # in the leading silence
     audio[200] = np.inf
 
     async def main():
-        async with running_server() as server:
+        async with running_server(engine) as server:
             return await stream_media(stream_url(server), audio, None, StreamOptions(
                 fast=True, audio_encoding=AudioEncoding.PCM_F32LE))
 
@@ -96,7 +122,7 @@ def test_nan_and_inf_samples_are_repaired_and_the_transcript_survives() -> None:
     errors = errors_of(messages)
     assert [e.code for e in errors] == [ErrorCode.INVALID_SAMPLES] and not errors[0].fatal
     assert errors[0].kind == "audio" and errors[0].seq == 0 and "101 NaN/inf" in errors[0].message
-    assert final_texts(messages) == ["nothing lost"]
+    check_same_results(messages, offline(model, np.nan_to_num(audio, posinf=0.0), None))
     assert messages[-1].audio_ms == len(audio) * 1000 // 16000
 
 
@@ -108,9 +134,10 @@ def test_nan_and_inf_samples_are_repaired_and_the_transcript_survives() -> None:
     ('{"type": "start", "version": 7, "audio": null}', ErrorCode.UNSUPPORTED_VERSION),
     (encode(End()), ErrorCode.NOT_STARTED),
 ])
-def test_fatal_problems_before_streaming_get_an_error_then_close_1008(first, code) -> None:
+def test_fatal_problems_before_streaming_get_an_error_then_close_1008(engine, first,
+                                                                       code) -> None:
     async def main():
-        async with running_server() as server:
+        async with running_server(engine) as server:
             async with connect(stream_url(server)) as ws:
                 await ws.send(first)
                 messages = await receive_rest(ws)
@@ -121,55 +148,57 @@ def test_fatal_problems_before_streaming_get_an_error_then_close_1008(first, cod
     assert len(messages) == 1 and close_code == CloseCode.POLICY
 
 
-def test_an_oversize_message_closes_with_1009_and_the_server_goes_on() -> None:
+def test_an_oversize_message_closes_with_1009_and_the_server_goes_on(engine, clip,
+                                                                       audio_reference) -> None:
     async def main():
-        async with running_server(max_message_bytes=64 * 1024) as server:
+        async with running_server(engine, max_message_bytes=64 * 1024) as server:
             ws, ready = await open_session(stream_url(server), encode(Start(audio=AudioSpec())))
             await ws.send(pack_media(BinaryKind.AUDIO, 0, 0, b"\x00" * (64 * 1024)))
             await receive_rest(ws)
-            after = await stream_media(stream_url(server), CLIP.audio, None,
+            after = await stream_media(stream_url(server), clip.audio, None,
                                        StreamOptions(fast=True))
             return ws.close_code, after, await sessions_after_closing(server)
 
     close_code, after, active = run(main())
-    assert close_code == CloseCode.TOO_BIG
-    assert final_texts(after) == ["nothing lost"] and active == 0
+    assert close_code == CloseCode.TOO_BIG and active == 0
+    check_same_results(after, audio_reference)
 
 
-def test_a_client_that_vanishes_mid_stream_frees_its_session() -> None:
+def test_a_client_that_vanishes_mid_stream_frees_its_session(engine, clip,
+                                                             reference) -> None:
     async def main():
-        async with running_server() as server:
-            ws, _ = await open_session(stream_url(server), START_AV)
-            media = [m for _, m in media_messages(CLIP.audio, CLIP.frames(), StreamOptions())]
+        async with running_server(engine) as server:
+            ws, _ = await open_session(stream_url(server), start_av(clip))
+            media = [m for _, m in media_messages(clip.audio, clip.frames, StreamOptions())]
             for message in media[:20]:
                 await ws.send(message)
             ws.transport.abort()  # no close frame: the TCP connection just dies
-            others = await stream_media(stream_url(server), CLIP.audio, CLIP.frames(),
+            others = await stream_media(stream_url(server), clip.audio, clip.frames,
                                         StreamOptions(fast=True))
             open_runners = await sessions_after_closing(server)
             return others, open_runners, server.metrics.errors.value(code="client_gone")
 
     others, open_runners, gone = run(main())
-    assert final_texts(others) == ["nothing lost"]
+    check_same_results(others, reference)
     assert open_runners == 0 and gone == 1
 
 
-def test_a_client_that_stops_reading_is_closed_and_others_are_served() -> None:
+def test_a_client_that_stops_reading_is_closed_and_others_are_served(engine, clip,
+                                                                     audio_reference) -> None:
     """A client that stops reading soon stalls its own uploads too (its TCP receive buffer
     fills and the kernel stops taking the ACK-carrying segments), so the server sees either a
     full outbox (1013) or silence (idle timeout): either way a clean, bounded close."""
-    long_clip = tone_clip(["abcdefghijklmnopqrstuvwxyz" * 12] * 3)
+    audio, frames = np.tile(clip.audio, 4), np.tile(clip.frames, (4, 1, 1))
 
     async def main():
-        async with running_server(outbox_messages=8, write_limit_bytes=1024,
+        async with running_server(engine, outbox_messages=8, write_limit_bytes=1024,
                                   idle_timeout_s=1.0, close_timeout_s=0.5) as server:
             ws = await connect(stream_url(server), max_queue=1, compression=None)
             ws.transport.pause_reading()  # this client never reads again
-            await ws.send(START_AV)
-            for _, message in media_messages(long_clip.audio, long_clip.frames(),
-                                             StreamOptions()):
+            await ws.send(start_av(clip))
+            for _, message in media_messages(audio, frames, StreamOptions()):
                 await ws.send(message)
-            others = await stream_media(stream_url(server), CLIP.audio, None,
+            others = await stream_media(stream_url(server), clip.audio, None,
                                         StreamOptions(fast=True))
             left = await sessions_after_closing(server, wait_s=15.0)
             ended = {code: server.metrics.errors.value(code=code)
@@ -179,4 +208,4 @@ def test_a_client_that_stops_reading_is_closed_and_others_are_served() -> None:
 
     left, ended, others = run(main(), timeout=90)
     assert left == 0 and sum(ended.values()) == 1, ended
-    assert final_texts(others) == ["nothing lost"]
+    check_same_results(others, audio_reference)

@@ -1,14 +1,17 @@
-"""The sans-I/O session: every protocol rule, driven by plain calls (no sockets, no threads)."""
+"""The sans-I/O session: every protocol rule, driven by plain calls (no sockets, no threads).
+
+No engine runs here: a `Session` only needs the model's `EngineInfo`, and engine outputs are
+plain `ChunkOutput` values the tests make up (the real runtime's are tested through the
+server in test_server_*.py)."""
 
 from __future__ import annotations
 
 import random
 
 import pytest
-from tone_engine import ToneEngine
 
 from serve.config import ServerConfig
-from serve.engine import ChunkOutput, Segment
+from serve.engine import ChunkOutput, EngineInfo, Segment
 from serve.protocol import (
     AudioEncoding,
     AudioSpec,
@@ -34,10 +37,12 @@ from serve.session import Capabilities, Close, Feed, Flush, Open, Phase, Send, S
 
 AUDIO = AudioSpec(AudioEncoding.PCM_S16LE, 16000, 1)
 GRAY = VideoSpec(VideoEncoding.GRAY8, 8, 4)
+INFO = EngineInfo(name="session-test", version="0", chunk_steps=2, roi_stored=20,
+                  tasks=tuple(Task))
 
 
 def new_session(detect: bool = True, container: bool = True) -> Session:
-    return Session("s1", ServerConfig(), ToneEngine().info, Capabilities(detect, container))
+    return Session("s1", ServerConfig(), INFO, Capabilities(detect, container))
 
 
 def started(start: Start | None = None) -> Session:

@@ -1,0 +1,116 @@
+"""`serve.runtime_engine`: the one seam around avsync.runtime, driven directly (no sockets)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from serve_harness import TEST_ENGINE_CONFIG
+
+from avsync.errors import ModelLoadError
+from avsync.runtime import Model
+from serve.engine import ChunkInput, ChunkOutput, load_engine
+from serve.protocol import Task
+from serve.runtime_engine import RuntimeEngine
+
+RNG_SEED = 11
+
+
+def chunks(model: Model, streams: int, tracks: int, steps: int, seed: int
+           ) -> list[list[ChunkInput]]:
+    """Per stream, seeded noise chunks of the card's size with `tracks` faces each."""
+    rng = np.random.default_rng(seed)
+    c, r, n = model.card.chunk_steps, model.card.roi.stored, model.card.samples_per_step
+    out = []
+    for _ in range(streams):
+        audio = (0.1 * rng.standard_normal(steps * n)).astype(np.float32)
+        faces = rng.integers(0, 256, (tracks, steps, r, r), dtype=np.uint8)
+        out.append([ChunkInput(s, c, audio[s * n:(s + c) * n],
+                               {t: faces[t, s:s + c] for t in range(tracks)},
+                               0 if tracks else None) for s in range(0, steps, c)])
+    return out
+
+
+def test_load_engine_describes_the_model_and_refuses_what_it_cannot_serve(
+        model_dir: Path, model: Model, tmp_path: Path) -> None:
+    engine = load_engine(model_dir)
+    card = model.card
+    assert (engine.info.name, engine.info.version) == (card.model_name, card.model_version)
+    assert (engine.info.chunk_steps, engine.info.roi_stored) == (card.chunk_steps,
+                                                                 card.roi.stored)
+    assert set(engine.info.tasks) == set(Task)
+    with pytest.raises(ModelLoadError, match="not a directory"):
+        load_engine(tmp_path / "missing")
+    other_mouth = card.replace(roi=dataclasses.replace(card.roi, mouth_center_y=0.6))
+    with pytest.raises(ModelLoadError, match="mouth box"):
+        RuntimeEngine(Model(other_mouth, model.graphs, model.model_dir))
+
+
+def test_one_model_advance_per_batch_with_every_stream_and_face(model: Model, monkeypatch
+                                                                ) -> None:
+    """A batch of 3 sessions (2 faces each) is one `model.advance` of 3 requests, and each
+    session's results are what it gets when run on its own."""
+    engine = RuntimeEngine(model, TEST_ENGINE_CONFIG)
+    inputs = chunks(model, streams=3, tracks=2, steps=40, seed=RNG_SEED)
+    calls: list[list[int]] = []
+    real_advance = model.advance
+
+    def counting_advance(requests):
+        calls.append([len(r.faces) for r in requests])
+        return real_advance(requests)
+
+    tasks = frozenset(Task)
+    batched = [engine.open_stream(tasks, True, True) for _ in inputs]
+    alone = [engine.open_stream(tasks, True, True) for _ in inputs]
+    batched_out: list[list[ChunkOutput]] = [[] for _ in inputs]
+    alone_out: list[list[ChunkOutput]] = [[] for _ in inputs]
+    monkeypatch.setattr(model, "advance", counting_advance)
+    for k in range(len(inputs[0])):
+        outputs = engine.advance([(s, chunk[k]) for s, chunk in zip(batched, inputs,
+                                                                   strict=True)])
+        for i, output in enumerate(outputs):
+            batched_out[i].append(output)
+    assert calls == [[2, 2, 2]] * len(inputs[0])
+    for i, stream in enumerate(alone):
+        for chunk in inputs[i]:
+            alone_out[i] += engine.advance([(stream, chunk)])
+    for got, want in zip(batched_out, alone_out, strict=True):
+        assert [(o.partial, o.finals) for o in got] == [(o.partial, o.finals) for o in want]
+        for o, w in zip(got, want, strict=True):
+            assert o.speaking.keys() == w.speaking.keys() == {0, 1}
+            np.testing.assert_allclose(list(o.speaking.values()), list(w.speaking.values()),
+                                       atol=1e-5)
+    assert [o.finals for o in batched_out[0]] != [o.finals for o in batched_out[1]]
+
+
+def test_the_most_likely_speaker_is_the_face_recognition_reads(model: Model) -> None:
+    engine = RuntimeEngine(model, dataclasses.replace(TEST_ENGINE_CONFIG, switch_margin=0.0))
+    stream = engine.open_stream(frozenset(Task), True, True)
+    (inputs,) = chunks(model, streams=1, tracks=3, steps=60, seed=RNG_SEED)
+    chosen, expected = [], []
+    for chunk in inputs:
+        before = dict(stream.speakers.probabilities)
+        expected.append(max(before, key=before.__getitem__) if before else chunk.primary_face)
+        engine.advance([(stream, chunk)])
+        chosen.append(stream.primary)
+    assert chosen == expected
+    assert len(set(chosen)) > 1  # ASD moved recognition between the faces
+
+
+def test_a_face_that_leaves_is_forgotten_and_finish_flushes_the_last_words(model: Model
+                                                                           ) -> None:
+    engine = RuntimeEngine(model, TEST_ENGINE_CONFIG)
+    stream = engine.open_stream(frozenset(Task), True, True)
+    (inputs,) = chunks(model, streams=1, tracks=2, steps=12, seed=RNG_SEED)
+    for chunk in inputs[:3]:
+        engine.advance([(stream, chunk)])
+    assert set(stream.recognizer.state.visual) == {0, 1}
+    one_face = dataclasses.replace(inputs[3], faces={0: inputs[3].faces[0]})
+    engine.advance([(stream, one_face)])
+    assert set(stream.recognizer.state.visual) == {0}
+    open_text = stream.recognizer.partial
+    last = engine.finish(stream)
+    assert open_text and last.finals and last.finals[-1].words
+    assert all(w.end_ms <= 4 * model.card.chunk_steps * 40 for w in last.finals[-1].words)
