@@ -22,7 +22,7 @@ import torch
 from avsync.data.dataset import LengthBucketSampler, collate
 from avsync.errors import ConfigError
 from avsync.models.checkpoint import load_checkpoint
-from avsync.runtime.ctc import prefix_beam_search, rescore
+from avsync.runtime.ctc import decode_rescored
 from avsync.runtime.offline import ClipInput, ClipOutputs
 from avsync.timebase import SAMPLES_PER_STEP
 
@@ -119,12 +119,12 @@ class CheckpointBackend:
 
     def decode(self, outputs: ClipOutputs) -> str:
         """Beam search over one clip's log-probs, n-best rescored by the attention decoder."""
-        nbest = prefix_beam_search(outputs.log_probs, beam=self.beam)
-        best = nbest[0]
-        if self.ctc_weight < 1.0 and len(nbest) > 1:
-            decoder = self.model.decoder.score([list(h.tokens) for h in nbest],
-                                               torch.from_numpy(outputs.memory))
-            best = rescore(nbest, decoder.numpy(), self.ctc_weight)
+        memory = torch.from_numpy(outputs.memory)
+
+        def scorer(hypotheses: list[tuple[int, ...]]) -> np.ndarray:
+            return self.model.decoder.score([list(h) for h in hypotheses], memory).numpy()
+
+        best = decode_rescored(outputs.log_probs, scorer, self.beam, self.ctc_weight)
         return self.tokenizer.decode(list(best.tokens))
 
 
