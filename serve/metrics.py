@@ -128,7 +128,8 @@ class Metrics:
                                            LATENCY_BUCKETS_S)
         self.partial_latency = Histogram(
             "avsync_partial_latency_seconds",
-            "From receiving the media that completes a chunk to queueing its results.",
+            "From when the media completing a chunk was due by the stream clock (or received, "
+            "if earlier) to queueing its results.",
             LATENCY_BUCKETS_S)
 
     def render(self) -> str:

@@ -303,7 +303,8 @@ class SessionRunner:
 
     async def _feed(self, action: Feed, received: float) -> None:
         assert self.media is not None
-        self._check_lag(action.header, received)
+        scheduled = self._scheduled(action.header, received)
+        self._check_lag(max(received, scheduled))
         loop = asyncio.get_running_loop()
         fed = await loop.run_in_executor(self.server.media_pool, self.media.feed,
                                          action.header, action.payload)
@@ -311,19 +312,28 @@ class SessionRunner:
             await self._carry_out(self.session.on_media_errors(action.header, fed.errors))
         for chunk in fed.chunks:
             await self._run_chunk(chunk)
-            self.metrics.partial_latency.observe(time.monotonic() - received)
+            self.metrics.partial_latency.observe(time.monotonic() - min(received, scheduled))
 
-    def _check_lag(self, header: MediaHeader, received: float) -> None:
-        """Overload = processing behind real time by more than max_lag_s.
+    def _scheduled(self, header: MediaHeader, received: float) -> float:
+        """When this message was due by the stream's own clock: the first media message's
+        arrival plus the capture-time offset since it.
 
-        Real time is the later of a message's arrival and its place in the stream's own
-        schedule (first arrival + capture-time offset), so a client sending faster than real
-        time (--fast) is never counted as lag, only a server that falls behind.
+        Latency counts from the earlier of this and the arrival, so time a message spent
+        waiting to be read (a busy event loop, a full inbox) counts too, while a client
+        sending faster than real time (--fast) is timed from arrival.
         """
         if self._clock is None:
             self._clock = (received, header.timestamp_us)
         arrival0, capture0 = self._clock
-        due = max(received, arrival0 + (header.timestamp_us - capture0) / 1e6)
+        return arrival0 + (header.timestamp_us - capture0) / 1e6
+
+    def _check_lag(self, due: float) -> None:
+        """Overload = processing behind real time by more than max_lag_s.
+
+        Real time is the later of a message's arrival and its scheduled time, so a client
+        sending faster than real time (--fast) is never counted as lag, only a server that
+        falls behind.
+        """
         if time.monotonic() - due > self.config.max_lag_s:
             raise Terminated(ErrorCode.OVERLOADED.value)
 

@@ -195,7 +195,7 @@ def test_every_json_example_in_the_protocol_doc_is_valid() -> None:
             objects.append(json.loads(block))
         except json.JSONDecodeError:
             objects += [json.loads(line) for line in block.splitlines() if line.strip()]
-    assert {o["type"] for o in objects} == {t.value for t in MessageType} - {"error", "sync"}
+    assert {o["type"] for o in objects} == {t.value for t in MessageType} - {"error"}
     for obj in objects:
         validate(json.dumps(obj))
         if obj["type"] == "start":
