@@ -77,7 +77,7 @@ class ChunkOutput:
     partial: str = ""
     finals: tuple[Segment, ...] = ()
     speaking: dict[int, float] = field(default_factory=dict)  # track → P(speaking), last step
-    sync: SyncEstimate | None = None
+    sync: SyncEstimate | None = None  # a fresh estimate made for this chunk, or None
 
 
 class Engine(Protocol):

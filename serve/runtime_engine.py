@@ -1,8 +1,9 @@
 """`RuntimeEngine`: the production `serve.engine.Engine`, an exported model run by `avsync.runtime`.
 
 The one seam between the server and the runtime (docs/architecture.md, "Runtime contract"):
-- `open_stream` makes a `StreamingRecognizer` whose observers are a `SyncEstimator` and an
-  `ActiveSpeakerDetector`;
+- `open_stream` makes a `StreamingRecognizer` with an `ActiveSpeakerDetector` as its
+  observer, and a `SyncEstimator` when the session asked for sync (fed every chunk, its
+  offset search run at most once per `sync_every_steps`);
 - `advance` asks each stream's recogniser for its `ChunkRequest`, runs ONE `model.advance` for
   the whole cross-session batch (each session's audio encoded once, every face track of every
   session in one visual batch, one fusion run, one ASD run), then hands each stream its result;
@@ -46,17 +47,23 @@ class RuntimeEngineConfig:
 
     switch_margin: how much more likely to be speaking (a probability in [0, 1]) another face
     must be than the face being read before recognition moves to its lips.
+    sync_every_steps: the offset search over the window costs more than the beam search of a
+    chunk, so it runs at most this often (the server reports sync at most once a second).
     """
 
     recognizer: RecognizerConfig = field(default_factory=RecognizerConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     asd: AsdConfig = field(default_factory=AsdConfig)
     switch_margin: float = 0.2
+    sync_every_steps: int = 25
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.switch_margin <= 1.0:
             raise ConfigError(f"RuntimeEngineConfig.switch_margin must be in [0, 1], got "
                               f"{self.switch_margin}")
+        if self.sync_every_steps < 1:
+            raise ConfigError(f"RuntimeEngineConfig.sync_every_steps must be >= 1, got "
+                              f"{self.sync_every_steps}")
 
 
 @dataclass
@@ -65,9 +72,10 @@ class RuntimeStream:
 
     tasks: frozenset[Task]
     recognizer: StreamingRecognizer
-    sync: SyncEstimator
     speakers: ActiveSpeakerDetector
+    sync: SyncEstimator | None  # None when the session did not ask for sync
     primary: int | None = None  # the face whose lips are read
+    sync_step: int = -(10**9)  # end step of the last sync estimate
 
 
 class RuntimeEngine:
@@ -90,11 +98,12 @@ class RuntimeEngine:
 
     def open_stream(self, tasks: frozenset[Task], audio: bool, video: bool) -> RuntimeStream:
         cfg = self.config
-        sync = SyncEstimator(cfg.sync, step_ms=self.model.card.step_ms)
+        sync = SyncEstimator(cfg.sync, step_ms=self.model.card.step_ms) \
+            if Task.SYNC in tasks else None
         speakers = ActiveSpeakerDetector(self.model.card.asd_calibration, cfg.asd)
         recognizer = StreamingRecognizer(self.model, cfg.recognizer, audio=audio or not video,
-                                         video=video, observers=(sync, speakers))
-        return RuntimeStream(tasks, recognizer, sync, speakers)
+                                         video=video, observers=(speakers,))
+        return RuntimeStream(tasks, recognizer, speakers, sync)
 
     def advance(self, batch: Sequence[tuple[RuntimeStream, ChunkInput]]) -> list[ChunkOutput]:
         """One chunk of each stream; one `model.advance` for the whole batch."""
@@ -129,10 +138,9 @@ class RuntimeEngine:
             best = max(known, key=lambda t: probability[t])
             if probability[best] >= probability.get(current, 0.0) + self.config.switch_margin:
                 current = best
-        if current != stream.primary:
+        if current != stream.primary and stream.sync is not None:
             stream.sync.reset()  # the window paired another face's lips with the audio
-            stream.sync.latest = None
-            stream.primary = current
+        stream.primary = current
         return current
 
     def _output(self, stream: RuntimeStream, result: ChunkResult) -> ChunkOutput:
@@ -140,12 +148,27 @@ class RuntimeEngine:
         finals = tuple(_segment(e) for e in events if isinstance(e, Final))
         speaking = {t: p for t, p in stream.speakers.probabilities.items()
                     if t in result.asd_logits}
-        sync = stream.sync.latest
-        estimate = None
-        if sync is not None and stream.primary is not None:
-            estimate = SyncEstimate(sync.offset_ms, sync.confidence, stream.primary)
         return ChunkOutput(partial=stream.recognizer.partial, finals=finals, speaking=speaking,
-                           sync=estimate)
+                           sync=self._sync(stream, result))
+
+    def _sync(self, stream: RuntimeStream, result: ChunkResult) -> SyncEstimate | None:
+        """Pair this chunk's audio with the read face's lips; a fresh offset estimate when
+        one is due (see RuntimeEngineConfig.sync_every_steps), else None."""
+        sync, track = stream.sync, result.primary_face
+        if sync is None:
+            return None
+        if result.audio_embed is None or track is None or track not in result.visual_embed:
+            sync.reset()  # the pairing broke: the window starts again
+            return None
+        sync.push(result.audio_embed, result.visual_embed[track])
+        end = result.start_step + result.steps
+        if end - stream.sync_step < self.config.sync_every_steps:
+            return None
+        estimate = sync.estimate()
+        if estimate is None:
+            return None
+        stream.sync_step = end
+        return SyncEstimate(estimate.offset_ms, estimate.confidence, track)
 
 
 def _segment(final: Final) -> Segment:

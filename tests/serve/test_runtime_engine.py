@@ -116,6 +116,23 @@ def test_a_face_that_leaves_is_forgotten_and_finish_flushes_the_last_words(model
     assert all(w.end_ms <= 4 * model.card.chunk_steps * 40 for w in last.finals[-1].words)
 
 
+def test_sync_is_estimated_only_when_asked_and_at_most_once_per_interval(model: Model) -> None:
+    engine = RuntimeEngine(model, TEST_ENGINE_CONFIG)
+    (inputs,) = chunks(model, streams=1, tracks=1, steps=120, seed=RNG_SEED)
+    asked = engine.open_stream(frozenset(Task), True, True)
+    not_asked = engine.open_stream(frozenset({Task.TRANSCRIPT}), True, True)
+    at = []
+    for chunk in inputs:
+        (out,) = engine.advance([(asked, chunk)])
+        (quiet,) = engine.advance([(not_asked, chunk)])
+        assert quiet.sync is None and quiet.partial == out.partial
+        if out.sync is not None:
+            at.append(chunk.start_step + chunk.steps)
+    every = TEST_ENGINE_CONFIG.sync_every_steps
+    assert len(at) >= 3 and all(b - a >= every for a, b in zip(at, at[1:], strict=False))
+    assert at[0] >= TEST_ENGINE_CONFIG.sync.max_shift + TEST_ENGINE_CONFIG.sync.min_overlap
+
+
 @pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
     "avsync.runtime.ctc.align keeps Viterbi backpointers in int8 and does `state -= "
     "back[t, state]`: with NumPy 2 a segment of 64+ tokens (129+ states) raises OverflowError "
