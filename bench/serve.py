@@ -1,7 +1,8 @@
 """How many real-time audio+video sessions one server holds, and what cross-session batching buys.
 
 For N concurrent clients, each streaming a clip in real time over loopback (16 kHz s16le audio in
-40 ms messages + one gray8 frame per 40 ms, starting at random moments within the first second),
+40 ms messages + one gray8 frame per 40 ms, all three tasks: transcript, speakers and sync,
+starting at random moments within the first second),
 a fresh `avsync serve --model DIR` subprocess measures the partial latency of every chunk: from
 when the media completing the chunk was due by the stream's clock (or arrived, if earlier) to
 its results being queued for sending (`/healthz` partial_latency_p95_ms). N is *held* when the
@@ -41,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from serve.client import StreamOptions, stream_media  # noqa: E402
-from serve.protocol import STREAM_PATH, Done, Error  # noqa: E402
+from serve.protocol import STREAM_PATH, Done, Error, Task  # noqa: E402
 
 P95_LIMIT_MS = 300.0
 RESULTS = ROOT / "bench" / "results" / "serve.json"
@@ -118,7 +119,8 @@ async def clients(url: str, audio: np.ndarray, frames: np.ndarray, sessions: int
 
     async def one(delay: float) -> bool:
         await asyncio.sleep(delay)
-        messages = await stream_media(url, audio, frames, StreamOptions(timeout_s=60.0))
+        messages = await stream_media(url, audio, frames, StreamOptions(
+            tasks=tuple(Task), timeout_s=60.0))
         return bool(messages) and isinstance(messages[-1], Done) and \
             not any(isinstance(m, Error) for m in messages)
 
