@@ -86,12 +86,17 @@ class Batcher:
                     future.set_exception(error)
         else:
             for (*_, future), output in zip(batch, outputs, strict=True):
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(output, Exception):  # that stream alone failed
+                    future.set_exception(output)
+                else:
                     future.set_result(output)
         finally:
             self._slots.release()
 
-    def _timed_advance(self, pairs: list[tuple[Any, ChunkInput]]) -> list[ChunkOutput]:
+    def _timed_advance(self, pairs: list[tuple[Any, ChunkInput]]
+                       ) -> list[ChunkOutput | Exception]:
         began = time.perf_counter()
         outputs = self.engine.advance(pairs)
         self.metrics.inference_seconds.observe(time.perf_counter() - began)

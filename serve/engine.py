@@ -90,8 +90,13 @@ class Engine(Protocol):
         """A new stream's state (opaque to the server)."""
         ...
 
-    def advance(self, batch: Sequence[tuple[Any, ChunkInput]]) -> list[ChunkOutput]:
-        """Run one chunk for each (stream, chunk) pair in one batched call; outputs in order."""
+    def advance(self, batch: Sequence[tuple[Any, ChunkInput]]
+                ) -> list[ChunkOutput | Exception]:
+        """Run one chunk for each (stream, chunk) pair in one batched call; outputs in order.
+
+        An item is an exception when only that stream failed after the shared model call
+        (its own decoding): the other streams' outputs stand, and only its session ends.
+        """
         ...
 
     def finish(self, stream: Any) -> ChunkOutput:

@@ -18,7 +18,7 @@ so the server's choice (the current face, else the largest) stands until ASD has
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,8 +105,10 @@ class RuntimeEngine:
                                          video=video, observers=(speakers,))
         return RuntimeStream(tasks, recognizer, speakers, sync)
 
-    def advance(self, batch: Sequence[tuple[RuntimeStream, ChunkInput]]) -> list[ChunkOutput]:
-        """One chunk of each stream; one `model.advance` for the whole batch."""
+    def advance(self, batch: Sequence[tuple[RuntimeStream, ChunkInput]]
+                ) -> list[ChunkOutput | Exception]:
+        """One chunk of each stream (see ChunkInput for shapes); one `model.advance` for the
+        whole batch. A stream whose own decoding fails gets its exception in its place."""
         requests = []
         for stream, chunk in batch:
             assert chunk.start_step == stream.recognizer.steps, (chunk.start_step,
@@ -117,7 +119,7 @@ class RuntimeEngine:
             requests.append(stream.recognizer.request(chunk.audio, chunk.faces, primary,
                                                       chunk.steps))
         results = self.model.advance(requests)
-        return [self._output(stream, result)
+        return [_guarded(self._output, stream, result)
                 for (stream, _), result in zip(batch, results, strict=True)]
 
     def finish(self, stream: RuntimeStream) -> ChunkOutput:
@@ -169,6 +171,15 @@ class RuntimeEngine:
             return None
         stream.sync_step = end
         return SyncEstimate(estimate.offset_ms, estimate.confidence, track)
+
+
+def _guarded(output: Callable[[RuntimeStream, ChunkResult], ChunkOutput], stream: RuntimeStream,
+             result: ChunkResult) -> ChunkOutput | Exception:
+    """One stream's decoding; a failure there is that stream's alone (see Engine.advance)."""
+    try:
+        return output(stream, result)
+    except Exception as error:
+        return error
 
 
 def _segment(final: Final) -> Segment:

@@ -116,6 +116,23 @@ def test_a_face_that_leaves_is_forgotten_and_finish_flushes_the_last_words(model
     assert all(w.end_ms <= 4 * model.card.chunk_steps * 40 for w in last.finals[-1].words)
 
 
+def test_a_stream_whose_decoding_fails_fails_alone(model: Model) -> None:
+    engine = RuntimeEngine(model, TEST_ENGINE_CONFIG)
+    inputs = chunks(model, streams=3, tracks=1, steps=8, seed=RNG_SEED)
+    streams = [engine.open_stream(frozenset(Task), True, True) for _ in inputs]
+    reference = [engine.open_stream(frozenset(Task), True, True) for _ in inputs]
+
+    def broken(result, **_):
+        raise RuntimeError("decoding failed")
+
+    streams[1].recognizer.accept = broken  # type: ignore[method-assign]
+    for k in range(len(inputs[0])):
+        got = engine.advance([(s, c[k]) for s, c in zip(streams, inputs, strict=True)])
+        want = engine.advance([(s, c[k]) for s, c in zip(reference, inputs, strict=True)])
+        assert isinstance(got[1], RuntimeError)
+        assert [got[0], got[2]] == [want[0], want[2]]
+
+
 def test_sync_is_estimated_only_when_asked_and_at_most_once_per_interval(model: Model) -> None:
     engine = RuntimeEngine(model, TEST_ENGINE_CONFIG)
     (inputs,) = chunks(model, streams=1, tracks=1, steps=120, seed=RNG_SEED)

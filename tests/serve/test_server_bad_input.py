@@ -5,11 +5,13 @@ offline runtime's over the good input)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import numpy as np
 import pytest
 from serve_harness import (
     Offline,
+    SlowEngine,
     SynthClip,
     as_s16,
     check_same_results,
@@ -21,6 +23,7 @@ from serve_harness import (
     stream_url,
 )
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from serve.client import StreamOptions, media_messages, stream_media
 from serve.protocol import (
@@ -209,3 +212,50 @@ def test_a_client_that_stops_reading_is_closed_and_others_are_served(engine, cli
     left, ended, others = run(main(), timeout=90)
     assert left == 0 and sum(ended.values()) == 1, ended
     check_same_results(others, audio_reference)
+
+
+class FailingEngine(SlowEngine):
+    """The real engine; the first stream opened fails to decode its 10th chunk."""
+
+    def __init__(self, engine) -> None:
+        super().__init__(engine)
+        self.opened = 0
+
+    def open_stream(self, tasks, audio: bool, video: bool):
+        stream = super().open_stream(tasks, audio, video)
+        self.opened += 1
+        if self.opened == 1:
+            accept, calls = stream.recognizer.accept, []
+
+            def failing(result, **kwargs):
+                calls.append(result)
+                if len(calls) == 10:
+                    raise RuntimeError("decoding failed")
+                return accept(result, **kwargs)
+
+            stream.recognizer.accept = failing
+        return stream
+
+
+def test_a_session_whose_decoding_fails_ends_alone(engine, clips, reference) -> None:
+    """Its error is `internal` (close 1011); the session sharing its batches goes on."""
+    failing = FailingEngine(engine)
+
+    async def main():
+        async with running_server(failing, batch_wait_ms=30.0) as server:
+            first = await open_session(stream_url(server), start_av(clips[0]))
+            healthy = asyncio.create_task(stream_media(stream_url(server), clips[0].audio,
+                                                       clips[0].frames, StreamOptions()))
+            ws, _ = first
+            with contextlib.suppress(ConnectionClosed):  # closed by the server mid-way
+                for _, message in media_messages(clips[1].audio, clips[1].frames,
+                                                 StreamOptions()):
+                    await ws.send(message)
+                    await asyncio.sleep(0.02)
+            return await receive_rest(ws), ws.close_code, await healthy
+
+    broken, close_code, healthy = run(main())
+    assert [(e.code, e.fatal) for e in errors_of(broken)] == [(ErrorCode.INTERNAL, True)]
+    assert close_code == CloseCode.INTERNAL
+    check_same_results(healthy, reference)
+    assert max(failing.calls) > 1  # the two sessions shared batches
