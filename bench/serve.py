@@ -222,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-sessions", type=int, default=128)
     parser.add_argument("--server-arg", action="append",
                         help="extra `avsync serve` argument (repeat), e.g. --server-arg=--int8")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a line kept in the results (how the model was made, why an arg)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     return parser
 
@@ -239,7 +241,7 @@ def main(argv: list[str]) -> int:
         "command": "bench/serve.py " + " ".join(argv),
         "model": {"dir": str(args.model), "name": card["model_name"],
                   "chunk_steps": card["chunk_steps"], "roi": card["roi"]["stored"]},
-        "server_args": args.server_arg or [], "clip": description,
+        "server_args": args.server_arg or [], "notes": args.note, "clip": description,
         "clip_s": round(len(audio) / 16000, 2), "frame": list(frames.shape[1:]),
         "repeats": args.repeats, "cpus": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
