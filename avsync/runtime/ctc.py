@@ -161,7 +161,7 @@ def align(log_probs: np.ndarray, tokens: Sequence[int], blank: int = 0
     path = np.empty(t_len, int)
     for t in range(t_len - 1, -1, -1):
         path[t] = state
-        state -= back[t, state]
+        state -= int(back[t, state])
     spans = []
     for k in range(n):
         steps = np.flatnonzero(path == 2 * k + 1)

@@ -150,11 +150,6 @@ def test_sync_is_estimated_only_when_asked_and_at_most_once_per_interval(model: 
     assert at[0] >= TEST_ENGINE_CONFIG.sync.max_shift + TEST_ENGINE_CONFIG.sync.min_overlap
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
-    "avsync.runtime.ctc.align keeps Viterbi backpointers in int8 and does `state -= "
-    "back[t, state]`: with NumPy 2 a segment of 64+ tokens (129+ states) raises OverflowError "
-    "in recognizer.finish/_close, and the server answers `internal`. Fix in the runtime: "
-    "`state -= int(back[t, state])`; then remove this mark"))
 def test_a_segment_of_64_tokens_or_more_becomes_a_final(model: Model) -> None:
     engine = RuntimeEngine(model)  # the runtime's own endpointing: one long segment
     stream = engine.open_stream(frozenset(Task), True, True)
