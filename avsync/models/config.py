@@ -173,6 +173,10 @@ class ObjectiveConfig:
     `chunk_sizes` lists the chunk sizes a training batch samples from; None means "full"
     (whole utterance), written `null` (or `full`) in YAML. Modality dropout draws per clip from
     (p_av, p_audio_only, p_video_only); it only affects what the fusion encoder sees.
+    `start_stagger_max`: in training one modality's stream starts up to this many steps after
+    the other's (content stays aligned). Streams that always start together let both encoders
+    mark "steps since the start" (zero state, causal convolutions, the growing attention
+    window), and InfoNCE then matches positions instead of lips and voice.
     """
 
     ctc_weight: float = 0.3
@@ -194,6 +198,7 @@ class ObjectiveConfig:
     p_video_only: float = 0.25
     time_mask_count: int = 2
     time_mask_max_steps: int = 5
+    start_stagger_max: int = 8
     chunk_sizes: tuple[int | None, ...] = (4, 8, 16, None)
 
     def __post_init__(self) -> None:
@@ -218,6 +223,8 @@ class ObjectiveConfig:
                f"objective sync_max_steps must be >= 2, got {self.sync_max_steps}")
         _check(self.time_mask_count >= 0 and self.time_mask_max_steps >= 0,
                "objective time_mask_count and time_mask_max_steps must be >= 0")
+        _check(self.start_stagger_max >= 0,
+               f"objective start_stagger_max must be >= 0, got {self.start_stagger_max}")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from avsync.models.losses import (
     sync_accuracy,
 )
 from avsync.models.model import AVSyncModel
-from avsync.timebase import SYNC_MAX_SHIFT
+from avsync.timebase import SAMPLES_PER_STEP, SYNC_MAX_SHIFT
 
 Modality = Literal["av", "audio", "video"]
 MODALITIES: tuple[Modality, ...] = ("av", "audio", "video")
@@ -40,6 +40,32 @@ def _uniform(shape: tuple[int, ...], generator: torch.Generator | None,
              device: torch.device) -> torch.Tensor:
     """Random numbers drawn on the CPU (so one CPU generator serves any device), then moved."""
     return torch.rand(shape, generator=generator).to(device)
+
+
+def _shift_left(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """x: (B, N, ...) with row i moved `skip[i]` places towards the start, zeros after."""
+    n = x.shape[1]
+    index = torch.arange(n, device=x.device)[None, :] + skip[:, None]  # (B, N)
+    inside = index < n
+    index = index.clamp(max=max(n - 1, 0))
+    shape = index.shape + (1,) * (x.dim() - 2)
+    moved = torch.gather(x, 1, index.view(shape).expand_as(x))
+    return moved * inside.view(shape).to(x.dtype)
+
+
+def _delay(output: EncoderOutput, skip: torch.Tensor) -> EncoderOutput:
+    """An encoder's output over a stream that began `skip` steps into the clip, put back on
+    the clip's time axis: (B, T, .) with zeros (features and embeddings) before the start."""
+    steps = output.features.shape[1]
+    t = torch.arange(steps, device=skip.device)[None, :]
+    index = (t - skip[:, None]).clamp(min=0)[..., None]
+    before = (t < skip[:, None])[..., None]
+
+    def move(x: torch.Tensor) -> torch.Tensor:
+        return torch.gather(x, 1, index.expand(-1, -1, x.shape[-1])).masked_fill(before, 0.0)
+
+    return EncoderOutput(move(output.features), move(output.embeddings),
+                         (output.lengths + skip).clamp(max=steps))
 
 
 class ContrastiveGenerativeObjective:
@@ -97,13 +123,44 @@ class ContrastiveGenerativeObjective:
         sign = torch.randint(0, 2, (batch_size,), generator=generator) * 2 - 1
         return (size * sign).to(device)
 
+    def stagger(self, batch: Batch, generator: torch.Generator | None) -> tuple[Batch, torch.Tensor,
+                                                                                torch.Tensor]:
+        """Start one modality's stream later than the other's, per clip.
+
+        -> (batch with the first `audio_skip` steps of audio and `video_skip` steps of video
+        cut off, audio_skip (B,), video_skip (B,) int64); at most one of the two is non-zero.
+        """
+        video, audio = batch["video"], batch["audio"]
+        b, device = video.shape[0], video.device
+        k = self.config.start_stagger_max
+        offsets = torch.randint(-k, k + 1, (b,), generator=generator).to(device)
+        audio_skip, video_skip = offsets.clamp(min=0), (-offsets).clamp(min=0)
+        staggered = dict(batch)
+        staggered["video"] = _shift_left(video, video_skip)
+        staggered["video_lengths"] = (batch["video_lengths"] - video_skip).clamp(min=0)
+        samples = audio_skip * SAMPLES_PER_STEP
+        staggered["audio"] = _shift_left(audio, samples)
+        staggered["audio_lengths"] = (batch["audio_lengths"] - samples).clamp(min=0)
+        return staggered, audio_skip, video_skip
+
     def encode(self, model: AVSyncModel, batch: Batch, chunk_size: int | None,
                generator: torch.Generator | None, modality: Modality | None
-               ) -> tuple[EncoderOutput, EncoderOutput, FusionOutput]:
-        """Both modality encoders on the whole batch, then fusion of what modality dropout
-        and (in training) time masking leave of their features."""
-        audio = model.audio_encoder(batch["audio"], batch["audio_lengths"], chunk_size)
-        visual = model.visual_encoder(batch["video"], batch["video_lengths"], chunk_size)
+               ) -> tuple[EncoderOutput, EncoderOutput, FusionOutput, torch.Tensor]:
+        """Both modality encoders on the whole batch (in training with staggered starts,
+        realigned to the clip's time afterwards), then fusion of what modality dropout and
+        (in training) time masking leave of their features. The last value, `started`:
+        (B,) int64, is the first step at which both streams have begun."""
+        started = torch.zeros_like(batch["video_lengths"])
+        if model.training and self.config.start_stagger_max > 0:
+            staggered, audio_skip, video_skip = self.stagger(batch, generator)
+            audio = _delay(model.audio_encoder(staggered["audio"], staggered["audio_lengths"],
+                                               chunk_size), audio_skip)
+            visual = _delay(model.visual_encoder(staggered["video"], staggered["video_lengths"],
+                                                 chunk_size), video_skip)
+            started = torch.maximum(audio_skip, video_skip)
+        else:
+            audio = model.audio_encoder(batch["audio"], batch["audio_lengths"], chunk_size)
+            visual = model.visual_encoder(batch["video"], batch["video_lengths"], chunk_size)
         steps = min(audio.features.shape[1], visual.features.shape[1])
         lengths = torch.minimum(audio.lengths, visual.lengths).clamp(max=steps)
         audio_present, video_present = self.presence(lengths.shape[0], modality, generator,
@@ -114,7 +171,7 @@ class ContrastiveGenerativeObjective:
             visual_features = visual_features * self.time_mask(lengths, steps, generator)[..., None]
         fusion = model.fuse(audio_features, visual_features, lengths, chunk_size=chunk_size,
                             audio_present=audio_present, video_present=video_present)
-        return audio, visual, fusion
+        return audio, visual, fusion, started
 
     def text_losses(self, model: AVSyncModel, batch: Batch, fusion: FusionOutput
                     ) -> tuple[Metrics, Metrics]:
@@ -138,8 +195,10 @@ class ContrastiveGenerativeObjective:
         """
         if modality is None and not model.training:
             modality = "av"
-        audio, visual, fusion = self.encode(model, batch, chunk_size, generator, modality)
-        steps, valid = fusion.memory.shape[1], step_mask(fusion.lengths, fusion.memory.shape[1])
+        audio, visual, fusion, started = self.encode(model, batch, chunk_size, generator, modality)
+        steps = fusion.memory.shape[1]
+        valid = step_mask(fusion.lengths, steps)
+        valid &= torch.arange(steps, device=valid.device)[None, :] >= started[:, None]
         a_embed, v_embed = audio.embeddings[:, :steps], visual.embeddings[:, :steps]
         speaking = batch["speech_mask"][:, :steps].bool() & valid
         c, scale = self.config, model.sync_scale()

@@ -22,7 +22,7 @@ import numpy as np
 
 from avsync.data.synth.mouth import JAW_DROP, MouthShape, draw_mouth, mouth_shape
 from avsync.data.synth.visemes import JAW, ArticulationStyle, smooth_noise
-from avsync.media.roi import MOUTH_CENTER_X, MOUTH_CENTER_Y
+from avsync.media.roi import MOUTH_CENTER_X, MOUTH_CENTER_Y, Box, mouth_box, whole_frame_face
 from avsync.timebase import FPS
 
 CANVAS: int = 160  # canonical face-box side in pixels (LRS2 frames are 160×160)
@@ -90,14 +90,20 @@ def _mix(a: Colour, b: Colour, t: float) -> Colour:
 
 
 def random_identity(rng: np.random.Generator, feminine: bool) -> FaceIdentity:
-    """A new face; `feminine` nudges face size, lips, brows and hair towards typical female looks."""
+    """A new face; `feminine` nudges face size, lips, brows and hair towards typical female looks.
+
+    Proportions are a real head's at the scale the fixed mouth sets (eye line to mouth about
+    one mouth width, eyes about halfway between the crown, at the frame's top edge, and the
+    chin), so a face detector trained on photographs sees the eye-nose-mouth layout it knows.
+    """
     skin = _jitter(rng, SKIN_TONES[int(rng.integers(len(SKIN_TONES)))], 6)
     lip = _mix(skin, (150, 40, 55) if feminine and rng.random() < 0.5 else (120, 50, 50),
                float(rng.uniform(0.35, 0.6)))
     styles = ("long", "bun", "fringe", "short") if feminine else ("short", "bald", "fringe", "short")
     grey = rng.uniform(60, 200)
     background = tuple(int(0.55 * grey + 0.45 * c) for c in rng.uniform(30, 230, 3))
-    half_width = float(rng.uniform(45, 52) - (2 if feminine else 0))
+    half_width = float(rng.uniform(44, 50) - (2 if feminine else 0))
+    half_height, chin = float(rng.uniform(71, 76)), float(rng.uniform(142, 147))
     return FaceIdentity(
         skin=skin, lip=lip, hair=_jitter(rng, HAIR_COLOURS[int(rng.integers(len(HAIR_COLOURS)))], 8),
         iris=IRIS_COLOURS[int(rng.integers(len(IRIS_COLOURS)))],
@@ -106,16 +112,16 @@ def random_identity(rng: np.random.Generator, feminine: bool) -> FaceIdentity:
         background_accent=_jitter(rng, background, 40),  # type: ignore[arg-type]
         background_style=BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))],
         background_seed=int(rng.integers(2**31)),
-        face_half_width=half_width, face_half_height=float(rng.uniform(60, 66)),
-        face_center_y=float(rng.uniform(84, 88)), chin_taper=float(rng.uniform(0.15, 0.55)),
-        eye_y=float(rng.uniform(70, 75)), eye_spacing=float(rng.uniform(20, 24)),
+        face_half_width=half_width, face_half_height=half_height,
+        face_center_y=chin - half_height, chin_taper=float(rng.uniform(0.15, 0.55)),
+        eye_y=float(rng.uniform(65, 69)), eye_spacing=float(rng.uniform(19, 23)),
         eye_size=float(rng.uniform(7.5, 9.5)),
-        brow_thickness=float(rng.uniform(1.6, 2.4) if feminine else rng.uniform(2.3, 3.6)),
-        brow_arch=float(rng.uniform(1.0, 4.0)), nose_length=float(rng.uniform(19, 24)),
+        brow_thickness=float(rng.uniform(2.4, 3.2) if feminine else rng.uniform(3.0, 4.4)),
+        brow_arch=float(rng.uniform(1.0, 4.0)), nose_length=float(rng.uniform(23, 27)),
         nose_width=float(rng.uniform(8, 11)), mouth_width=float(rng.uniform(39, 47)),
         upper_lip=float(rng.uniform(3.0, 4.5) + (0.6 if feminine else 0)),
         lower_lip=float(rng.uniform(4.0, 6.0) + (0.6 if feminine else 0)),
-        hair_style=styles[int(rng.integers(len(styles)))], hairline=float(rng.uniform(36, 44)),
+        hair_style=styles[int(rng.integers(len(styles)))], hairline=float(rng.uniform(22, 31)),
         glasses=bool(rng.random() < 0.2), blink_rate=float(rng.uniform(0.15, 0.45)),
         motion=float(rng.uniform(0.6, 1.3)),
         style=ArticulationStyle(jaw=float(rng.uniform(0.8, 1.2)),
@@ -189,15 +195,81 @@ def render_background(identity: FaceIdentity, size: int = CANVAS * SUPERSAMPLE) 
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+def head_pivot(identity: FaceIdentity) -> tuple[float, float]:
+    """The point the head rolls and scales about (canonical pixels), a little above the chin."""
+    return MOUTH_X, identity.face_center_y + identity.face_half_height - 33
+
+
+def head_pose(identity: FaceIdentity, state: FrameState) -> np.ndarray:
+    """(2, 3) float64 affine map from canonical to output pixels for this frame's head pose."""
+    pose = cv2.getRotationMatrix2D(head_pivot(identity), state.angle, state.scale)
+    pose[:, 2] += np.array([state.dx, state.dy])
+    return pose
+
+
+def true_mouth_box(identity: FaceIdentity, state: FrameState) -> Box:
+    """Where the mouth box of the ROI convention really is on this frame (160-pixel canvas).
+
+    The fixed crop `mouth_box(whole_frame_face(160, 160))` carried through the head pose: its
+    centre moved by the pose, its side scaled with the head. What a face detector's derived
+    mouth box should match (`detection.py`).
+    """
+    fixed = mouth_box(whole_frame_face(CANVAS, CANVAS))
+    cx, cy = head_pose(identity, state) @ np.array([*fixed.center, 1.0])
+    side = fixed.w * state.scale
+    return Box(float(cx - side / 2), float(cy - side / 2), side, side)
+
+
+SHADE_ONE: int = 128  # the value of a gain map that leaves a pixel as it is
+
+
+def _blob(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.exp(-(x * x + y * y))
+
+
+def render_shading(identity: FaceIdentity, size: int = CANVAS * SUPERSAMPLE) -> np.ndarray:
+    """The face's relief as a gain map: (size, size) uint8, SHADE_ONE = unchanged.
+
+    Why: a flat-filled cartoon face lacks the light-dark layout a face detector trained on
+    photographs looks for (Haar features: eye sockets and brows darker than the cheeks below,
+    the nose bridge lighter than the eye corners beside it, the sides of the nose and the
+    face's edges darker than its middle). The map darkens the sockets, the sides of the nose
+    and the rim of the face (a rounded form turning away from the light), lifts the cheeks,
+    forehead and nose bridge, and is 1 outside the head (with its jaw fully open). Canonical
+    supersampled pixels; `_Painter.shade` moves it with the head.
+    """
+    f = identity
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / SUPERSAMPLE
+    dx = xx - MOUTH_X
+    ax = np.abs(dx)
+    v = (yy - f.face_center_y) / f.face_half_height
+    taper = 1 - f.chin_taper * np.clip(v, 0, None) ** 3
+    rim = (dx / (f.face_half_width * taper)) ** 2 + v**2
+    gain = 1.06 - 0.32 * np.clip(rim, 0, 1.0) ** 2
+    tip_y = f.eye_y + f.nose_length
+    for side in (-1, 1):
+        ex = MOUTH_X + side * f.eye_spacing
+        gain *= 1 - 0.45 * _blob((xx - ex) / (1.45 * f.eye_size), (yy - f.eye_y + 2.5) / (0.95 * f.eye_size))
+    gain *= 1 - 0.22 * _blob((ax - 0.62 * f.nose_width) / 3.0, (yy - f.eye_y - 0.55 * f.nose_length) / (0.45 * f.nose_length))
+    gain *= 1 + 0.10 * _blob(dx / 3.0, (yy - f.eye_y - 0.4 * f.nose_length) / (0.55 * f.nose_length))
+    gain *= 1 + 0.08 * _blob((ax - 0.55 * f.face_half_width) / 10.0, (yy - f.eye_y - 18) / 9.0)
+    gain *= 1 + 0.05 * _blob(dx / 28.0, (yy - f.eye_y + 26) / 12.0)
+    gain *= 1 - 0.10 * _blob(dx / 6.0, (yy - tip_y - 4.0) / 3.0)
+    mask = np.zeros((size, size), np.uint8)
+    outline = np.round(_head_outline(f, 1.0) * SUPERSAMPLE * (1 << _SHIFT)).astype(np.int32)
+    cv2.fillPoly(mask, [outline], 255, cv2.LINE_AA, _SHIFT)
+    inside = cv2.GaussianBlur(mask, (0, 0), 1.5).astype(np.float32) / 255
+    gain = 1 + inside * (gain - 1)
+    return np.clip(np.round(gain * SHADE_ONE), 0, 255).astype(np.uint8)
+
+
 class _Painter:
     """Draws canonical-frame polygons onto a supersampled canvas through the head pose."""
 
-    def __init__(self, image: np.ndarray, state: FrameState, pivot: tuple[float, float]) -> None:
+    def __init__(self, image: np.ndarray, identity: FaceIdentity, state: FrameState) -> None:
         self.image = image
         k = SUPERSAMPLE
-        pose = cv2.getRotationMatrix2D(pivot, state.angle, state.scale)
-        pose[:, 2] += np.array([state.dx, state.dy])
-        self.matrix = pose * k
+        self.matrix = head_pose(identity, state) * k
         self.body = np.array([[k, 0, k * state.dx * 0.5], [0, k, k * state.dy * 0.3]])
 
     def _points(self, pts: np.ndarray, body: bool) -> np.ndarray:
@@ -207,6 +279,16 @@ class _Painter:
 
     def fill(self, pts: np.ndarray, colour: Colour, body: bool = False) -> None:
         cv2.fillPoly(self.image, [self._points(pts, body)], colour, cv2.LINE_AA, _SHIFT)
+
+    def shade(self, gain: np.ndarray) -> None:
+        """Multiply the canvas by a canonical gain map (`render_shading`) moved with the head."""
+        warp = self.matrix.copy()
+        warp[:, :2] /= SUPERSAMPLE  # the map is in supersampled canonical pixels already
+        size = self.image.shape[1], self.image.shape[0]
+        moved = cv2.warpAffine(gain, warp, size, flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=SHADE_ONE)
+        cv2.multiply(self.image, cv2.merge((moved, moved, moved)), dst=self.image,
+                     scale=1.0 / SHADE_ONE)
 
     def line(self, pts: np.ndarray, colour: Colour, width: float, closed: bool = False) -> None:
         thickness = max(1, int(round(width * SUPERSAMPLE)))
@@ -259,6 +341,10 @@ def _draw_body(p: _Painter, f: FaceIdentity) -> None:
     p.fill(np.array([[MOUTH_X - neck_w, top], [MOUTH_X + neck_w, top],
                      [MOUTH_X + neck_w + 4, 170], [MOUTH_X - neck_w - 4, 170]]),
            _shade(f.skin, 0.78), body=True)
+    chin = f.face_center_y + f.face_half_height  # the jaw's shadow on the neck
+    p.fill(np.array([[MOUTH_X - neck_w, top], [MOUTH_X + neck_w, top],
+                     [MOUTH_X + neck_w + 1, chin + 9], [MOUTH_X, chin + 12],
+                     [MOUTH_X - neck_w - 1, chin + 9]]), _shade(f.skin, 0.55), body=True)
     shoulder = f.face_center_y + f.face_half_height + 2
     p.fill(np.array([[-20, 175], [-20, shoulder + 14], [MOUTH_X - neck_w - 2, shoulder],
                      [MOUTH_X, shoulder + 8], [MOUTH_X + neck_w + 2, shoulder],
@@ -291,13 +377,14 @@ def _draw_ears(p: _Painter, f: FaceIdentity) -> None:
 
 
 def _draw_eyes(p: _Painter, f: FaceIdentity, s: FrameState) -> None:
+    """Eyeballs, irises and lids (drawn before the shading, which darkens them in their sockets)."""
     w, h = f.eye_size, f.eye_size * 0.48
-    lid_colour, line_colour = _shade(f.skin, 0.9), _shade(f.hair, 0.5)
+    sclera, lash = _mix(f.skin, (232, 228, 224), 0.55), _mix(_shade(f.hair, 0.4), (16, 12, 10), 0.6)
     for side in (-1, 1):
         ex, ey = MOUTH_X + side * f.eye_spacing, f.eye_y
-        p.fill(_ellipse(ex, ey, w, h), (236, 232, 228))
+        p.fill(_ellipse(ex, ey, w, h), sclera)
         ix = ex + float(np.clip(s.gaze_x, -(w - h), w - h))
-        p.fill(_ellipse(ix, ey + s.gaze_y * 0.5, h * 0.92, h * 0.92, n=24), f.iris)
+        p.fill(_ellipse(ix, ey + s.gaze_y * 0.5, h * 0.95, h * 0.95, n=24), f.iris)
         p.fill(_ellipse(ix, ey + s.gaze_y * 0.5, h * 0.45, h * 0.45, n=16), (12, 10, 10))
         p.fill(_ellipse(ix + 1.2, ey - 1.2, 0.9, 0.9, n=10), (250, 250, 250))
         upper = _ellipse(ex, ey, w * 1.02, h * 1.05, np.pi, 2 * np.pi, n=20)
@@ -305,22 +392,34 @@ def _draw_eyes(p: _Painter, f: FaceIdentity, s: FrameState) -> None:
         lid[:, 1] += s.blink * 2.1 * h * np.sin(np.linspace(0, np.pi, len(lid)))
         lid_top = upper.copy()
         lid_top[:, 1] -= 0.9 * h
-        p.fill(np.concatenate([lid_top, lid[::-1]]), lid_colour)
-        p.line(lid, line_colour, 1.1)
-        p.line(_ellipse(ex, ey, w, h, 0.15 * np.pi, 0.85 * np.pi, n=12), _shade(f.skin, 0.8), 0.5)
-        brow = _ellipse(ex, ey - 4.0 - s.brow, w * 1.25, f.brow_arch + 5.5, 1.1 * np.pi,
-                        1.9 * np.pi, n=16)
-        p.line(brow, _shade(f.hair, 0.9), f.brow_thickness)
+        p.fill(np.concatenate([lid_top, lid[::-1]]), f.skin)
+        p.line(lid, lash, 1.6)
+        p.line(_ellipse(ex, ey, w, h, 0.15 * np.pi, 0.85 * np.pi, n=12), _shade(f.skin, 0.75), 0.6)
 
 
-def _draw_nose(p: _Painter, f: FaceIdentity) -> None:
+def _draw_brows(p: _Painter, f: FaceIdentity, s: FrameState) -> None:
+    # darker than the skin whatever the hair: the brow line is a detector's strongest cue
+    colour = tuple(min(h, int(0.55 * c)) for h, c in zip(_mix(f.hair, (28, 20, 16), 0.45), f.skin,
+                                                       strict=True))
+    for side in (-1, 1):
+        ex = MOUTH_X + side * f.eye_spacing
+        brow = _ellipse(ex, f.eye_y - 4.0 - s.brow, f.eye_size * 1.25, f.brow_arch + 5.5,
+                        1.1 * np.pi, 1.9 * np.pi, n=16)
+        p.line(brow, colour, f.brow_thickness)
+
+
+def _draw_nose_bridge(p: _Painter, f: FaceIdentity) -> None:
+    """Bridge line and tip (before the shading, which models the nose's sides)."""
     tip_y = f.eye_y + f.nose_length
-    shadow = _shade(f.skin, 0.8)
-    p.line(np.array([[MOUTH_X - 3, f.eye_y + 3], [MOUTH_X - 3.5, tip_y - 6],
+    p.line(np.array([[MOUTH_X - 3, f.eye_y + 5], [MOUTH_X - 3.5, tip_y - 6],
                      [MOUTH_X - 2, tip_y - 2]]), _shade(f.skin, 0.9), 0.8)
-    p.fill(_ellipse(MOUTH_X, tip_y - 1.0, f.nose_width * 0.5, 3.2, n=20), _shade(f.skin, 0.95))
+    p.fill(_ellipse(MOUTH_X, tip_y - 1.0, f.nose_width * 0.5, 3.2, n=20), _shade(f.skin, 1.04))
+
+
+def _draw_nostrils(p: _Painter, f: FaceIdentity) -> None:
+    tip_y = f.eye_y + f.nose_length
     p.line(_ellipse(MOUTH_X, tip_y - 1.5, f.nose_width * 0.55, 3.5, 0.15 * np.pi, 0.85 * np.pi, 12),
-           shadow, 0.8)
+           _shade(f.skin, 0.7), 0.8)
     for side in (-1, 1):
         p.fill(_ellipse(MOUTH_X + side * f.nose_width * 0.3, tip_y + 0.8, 1.7, 0.9, n=12),
                _shade(f.skin, 0.5))
@@ -347,21 +446,25 @@ def _draw_glasses(p: _Painter, f: FaceIdentity) -> None:
 
 
 def render_face(background: np.ndarray, identity: FaceIdentity, state: FrameState,
-                mouth: np.ndarray) -> np.ndarray:
+                mouth: np.ndarray, shading: np.ndarray | None = None) -> np.ndarray:
     """One supersampled frame: (2·160, 2·160, 3) uint8 RGB (no lighting or noise yet).
 
-    background: from `render_background`; mouth: (6,) articulation parameters in [0, 1].
+    background: from `render_background`; mouth: (6,) articulation parameters in [0, 1];
+    shading: `render_shading(identity)` (computed here when None; pass it for a whole clip).
     """
     image = background.copy()
-    p = _Painter(image, state, pivot=(MOUTH_X, identity.face_center_y + 30))
+    p = _Painter(image, identity, state)
     f = identity
     _draw_hair_back(p, f)
     _draw_body(p, f)
     _draw_ears(p, f)
     p.fill(_head_outline(f, float(mouth[JAW])), f.skin)
-    _draw_hair_front(p, f)
     _draw_eyes(p, f, state)
-    _draw_nose(p, f)
+    _draw_nose_bridge(p, f)
+    p.shade(render_shading(f) if shading is None else shading)
+    _draw_hair_front(p, f)
+    _draw_brows(p, f, state)
+    _draw_nostrils(p, f)
     shape = mouth_shape((MOUTH_X, MOUTH_Y), f.mouth_width, f.upper_lip, f.lower_lip, mouth)
     _draw_folds(p, f, shape)
     draw_mouth(p, shape, mouth, f.lip, f.skin)
@@ -419,13 +522,21 @@ _LIGHT_CHUNK = 64  # frames lit at once: bounds the float32 working memory of lo
 
 def render_clip(identity: FaceIdentity, mouth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A talking-face clip: mouth (T, 6) articulation → (T, 160, 160, 3) uint8 RGB frames."""
+    return render_clip_with_truth(identity, mouth, rng)[0]
+
+
+def render_clip_with_truth(identity: FaceIdentity, mouth: np.ndarray, rng: np.random.Generator,
+                           lighting: Lighting | None = None) -> tuple[np.ndarray, list[Box]]:
+    """`render_clip` (same frames for the same rng) plus each frame's `true_mouth_box`.
+
+    lighting: this instead of a random one (drawn from `rng` when None)."""
     n = len(mouth)
-    background = render_background(identity)
+    background, shading = render_background(identity), render_shading(identity)
     states = frame_states(rng, identity, n)
-    lighting = random_lighting(rng, n)
+    lighting = random_lighting(rng, n) if lighting is None else lighting
     out = np.empty((n, CANVAS, CANVAS, 3), np.uint8)
     for k in range(n):
-        out[k] = downsample(render_face(background, identity, states[k], mouth[k]))
+        out[k] = downsample(render_face(background, identity, states[k], mouth[k], shading))
     for first in range(0, n, _LIGHT_CHUNK):
         apply_lighting(out[first:first + _LIGHT_CHUNK], lighting, rng, first)
-    return out
+    return out, [true_mouth_box(identity, state) for state in states]

@@ -1,0 +1,204 @@
+"""How well the shipped face detector finds the rendered faces, against the renderer's truth.
+
+Why: the server's `faces: "detect"` mode and `avsync transcribe` on arbitrary video find faces
+with `avsync.media.faces.FaceDetector` (OpenCV's Haar cascade), and the bundled demo streams a
+synthetic scene through it. A rendered face is only useful there if the cascade finds it on
+(nearly) every frame *and* the mouth box derived from the detection
+(`roi.mouth_box(detected face box)`) lands where the renderer put the mouth
+(`face.true_mouth_box`, the fixed crop of the ROI convention carried through the head pose).
+
+The check renders faces of the corpus's own identities (`make_speaker`, clip and scene
+namespaces) with articulation from random phoneme strings (no espeak needed: the face, not the
+voice, is under test), runs the detector on every frame's gray image and scores it:
+detection rate over face-frames, derived mouth-box centre error (pixels) and size error
+(|side / true side - 1|), and detections that match no face.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from avsync.data.synth.face import CANVAS, Lighting, render_clip_with_truth
+from avsync.data.synth.speakers import SCENE, SPEAKER, make_speaker, rng_for
+from avsync.data.synth.visemes import PHONEME_VISEMES, idle_track, segments_track
+from avsync.errors import ConfigError
+from avsync.media.faces import FaceDetector
+from avsync.media.roi import Box, mouth_box
+from avsync.timebase import FPS
+
+DETECTION: int = 5  # rng stream tag of this check (speakers.py uses 1-4)
+MATCH_RADIUS: float = 1.0  # a detection is a face's if its mouth centre is within this many
+#                            true mouth sides of the face's (a farther one is no use anyway)
+_PHONEMES: tuple[str, ...] = tuple(sorted(PHONEME_VISEMES))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Rendered frames and, per frame, the true mouth box of every face in them.
+
+    frames: (T, 160, 160·F, 3) uint8 RGB; truth: T lists of F boxes (frame pixels).
+    """
+
+    frames: np.ndarray
+    truth: list[list[Box]]
+
+
+@dataclass(frozen=True)
+class DetectionReport:
+    """Detection of rendered faces in one setting.
+
+    faces: face-frames in the truth; found: those a detection matched; extra: detections that
+    matched no face. centre_px and size_error are (median, 95th percentile, max) over the found
+    faces: the derived mouth box's centre distance from the true one in pixels, and
+    |derived side / true side - 1|. bias: medians of the derived box's centre offset
+    (x, y pixels; y > 0 is too low) and of its side / the true side (a calibration check).
+    """
+
+    setting: str
+    faces: int
+    found: int
+    extra: int
+    centre_px: tuple[float, float, float]
+    size_error: tuple[float, float, float]
+    bias: tuple[float, float, float]
+
+    @property
+    def rate(self) -> float:
+        return self.found / max(self.faces, 1)
+
+    def to_json(self) -> dict:
+        return {"setting": self.setting, "faces": self.faces, "found": self.found,
+                "rate": round(self.rate, 4), "extra": self.extra,
+                "centre_px": [round(v, 2) for v in self.centre_px],
+                "size_error": [round(v, 4) for v in self.size_error],
+                "bias": [round(v, 3) for v in self.bias]}
+
+    def line(self) -> str:
+        c, s = self.centre_px, self.size_error
+        return (f"{self.setting:>14}: {self.found}/{self.faces} = {100 * self.rate:5.1f} %  "
+                f"extra {self.extra}  centre px med {c[0]:.1f} p95 {c[1]:.1f} max {c[2]:.1f}  "
+                f"size err med {100 * s[0]:.1f} % p95 {100 * s[1]:.1f} % max {100 * s[2]:.1f} %  "
+                f"bias x {self.bias[0]:+.1f} y {self.bias[1]:+.1f} px side x{self.bias[2]:.3f}")
+
+
+def _stats(values: list[float]) -> tuple[float, float, float]:
+    if not values:
+        return (float("nan"),) * 3  # type: ignore[return-value]
+    v = np.asarray(values)
+    return float(np.median(v)), float(np.percentile(v, 95)), float(v.max())
+
+
+def _distance(a: Box, b: Box) -> float:
+    return float(np.hypot(a.center[0] - b.center[0], a.center[1] - b.center[1]))
+
+
+def score(setting: str, detected: Sequence[Sequence[Box]],
+          truth: Sequence[Sequence[Box]]) -> DetectionReport:
+    """Match each frame's derived mouth boxes to its true ones (nearest first, one to one).
+
+    detected, truth: one list of mouth boxes per frame, pixels of the same frame.
+    """
+    faces = found = extra = 0
+    centre, size, offsets = [], [], []
+    for boxes, true in zip(detected, truth, strict=True):
+        pairs = sorted((_distance(d, t), i, j) for i, d in enumerate(boxes)
+                       for j, t in enumerate(true))
+        used_d, used_t = set(), set()
+        for dist, i, j in pairs:
+            if i in used_d or j in used_t or dist > MATCH_RADIUS * true[j].w:
+                continue
+            used_d.add(i)
+            used_t.add(j)
+            centre.append(dist)
+            size.append(abs(boxes[i].w / true[j].w - 1.0))
+            offsets.append((boxes[i].center[0] - true[j].center[0],
+                            boxes[i].center[1] - true[j].center[1], boxes[i].w / true[j].w))
+        faces += len(true)
+        found += len(used_t)
+        extra += len(boxes) - len(used_d)
+    bias = tuple(float(v) for v in np.median(offsets, axis=0)) if offsets else (float("nan"),) * 3
+    return DetectionReport(setting, faces, found, extra, _stats(centre), _stats(size),
+                           bias)  # type: ignore[arg-type]
+
+
+def detected_mouths(frames: np.ndarray, detector: FaceDetector) -> list[list[Box]]:
+    """The detector's derived mouth boxes per frame. frames: (T, H, W, 3) uint8 RGB."""
+    out = []
+    for frame in frames:
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        out.append([mouth_box(face) for face in detector.detect(gray)])
+    return out
+
+
+def _babble(rng: np.random.Generator, n_frames: int) -> np.ndarray:
+    """(n_frames, 6) articulation of a random phoneme string filling the clip."""
+    segments, t = [], 0.0
+    while t < n_frames / FPS:
+        length = float(rng.uniform(0.05, 0.16))
+        segments.append((t, t + length, _PHONEMES[int(rng.integers(len(_PHONEMES)))]))
+        t += length
+    track = segments_track(segments, n_frames) + idle_track(rng, n_frames, 0.35)
+    return np.clip(track, 0.0, 1.0)
+
+
+def render_faces(seed: int, first: int, faces: int, n_frames: int, namespace: int = SPEAKER,
+                 lighting: Lighting | None = None) -> Sample:
+    """Speakers first … first+faces-1 of `namespace` side by side (a scene when faces > 1)."""
+    rng = rng_for(seed, DETECTION, namespace, first)
+    tiles, truth = [], [[] for _ in range(n_frames)]
+    for f in range(faces):
+        speaker = make_speaker(seed, first + f, namespace=namespace)
+        frames, boxes = render_clip_with_truth(speaker.face, _babble(rng, n_frames), rng,
+                                               lighting)
+        tiles.append(frames)
+        for k, box in enumerate(boxes):
+            truth[k].append(Box(box.x + f * CANVAS, box.y, box.w, box.h))
+    return Sample(np.concatenate(tiles, axis=2), truth)
+
+
+def harsh_lighting(n_frames: int, frame: int) -> Lighting:
+    """The corpus's lighting extremes (dim or bright, steep side light, most noise), varied."""
+    k = frame % 4
+    return Lighting(gain=np.full(n_frames, (0.85, 1.15, 0.85, 1.15)[k]),
+                    angle=np.full(n_frames, k * np.pi / 2 + 0.3),
+                    strength=np.full(n_frames, 0.28), noise=3.5)
+
+
+def samples(setting: str, seed: int, items: int, n_frames: int) -> Iterator[Sample]:
+    """The rendered samples of one setting: "clips" (one face, the corpus's identities),
+    "scenes" (2-3 faces of the scene namespace side by side), "harsh light" (clips at the
+    lighting extremes)."""
+    for item in range(items):
+        if setting == "clips":
+            yield render_faces(seed, item, 1, n_frames)
+        elif setting == "scenes":
+            yield render_faces(seed, 3 * item, 2 + item % 2, n_frames, namespace=SCENE)
+        elif setting == "harsh light":
+            yield render_faces(seed, 1000 + item, 1, n_frames,
+                               lighting=harsh_lighting(n_frames, item))
+        else:
+            raise ConfigError(f"unknown detection setting {setting!r}; use one of {SETTINGS}")
+
+
+SETTINGS: tuple[str, ...] = ("clips", "scenes", "harsh light")
+
+
+def measure_detection(detector: FaceDetector | None = None, seed: int = 0, items: int = 12,
+                      n_frames: int = 10,
+                      settings: Sequence[str] = SETTINGS) -> dict[str, DetectionReport]:
+    """Detection rate and derived mouth-box error per setting over `items` identities (clips)
+    or scenes of `n_frames` frames each."""
+    detector = detector or FaceDetector()
+    out = {}
+    for setting in settings:
+        detected: list[list[Box]] = []
+        truth: list[list[Box]] = []
+        for sample in samples(setting, seed, items, n_frames):
+            detected += detected_mouths(sample.frames, detector)
+            truth += sample.truth
+        out[setting] = score(setting, detected, truth)
+    return out
