@@ -59,11 +59,13 @@ def _usage() -> str:
     lines += [f"  {c.name.ljust(width)}  {c.summary}" for c in COMMANDS]
     lines += [
         "",
-        "a typical path:",
-        "  avsync synth --out data/synth --speakers 8 --utts-per-speaker 25",
-        "  avsync data index data/synth && avsync data prepare data/synth",
-        "  avsync train fit --config train/configs/tiny.yaml",
-        "  avsync export runs/tiny/checkpoints/best.ckpt --out models/my-model",
+        "a typical path (README.md runs it at toy size; `make demo` shows the result):",
+        "  avsync synth --out data/grid --speakers 24 --utts-per-speaker 50 --text grid",
+        "  avsync data tokenizer data/grid --vocab-size 256 --out data/grid/.avsync/tok",
+        "  avsync data prepare data/grid --roi-size 40 --tokenizer data/grid/.avsync/tok.model",
+        "  avsync train fit --config train/configs/tiny.yaml --data.cache data/grid/.avsync/cache \\",
+        "      --data.tokenizer data/grid/.avsync/tok.model --trainer.default_root_dir runs/tiny",
+        "  avsync export runs/tiny/checkpoints/best.ckpt --out models/my-model --int8",
         "  avsync serve --model models/my-model --port 8765",
     ]
     return "\n".join(lines)

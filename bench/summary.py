@@ -1,0 +1,133 @@
+"""The README's performance table, generated from bench/results/*.json.
+
+Why generated: figures copied by hand go stale the day a benchmark is re-run. The README holds
+this script's output between two markers, and a test fails when they differ, so whoever
+re-runs a benchmark runs `python bench/summary.py --write README.md` too.
+
+    python bench/summary.py                 # print the table
+    python bench/summary.py --write README.md
+    python bench/summary.py --check README.md   # exit 1 if the README's copy is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BEGIN, END = "<!-- bench:begin (bench/summary.py writes this table) -->", "<!-- bench:end -->"
+
+Row = tuple[str, str, str, str]  # what, figure, baseline / ratio, file
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _runtime(d: dict) -> list[Row]:
+    one, eight = d["single_stream"], d["eight_streams"]
+    model = d.get("checkpoint", d.get("model"))
+    return [
+        (f"runtime, 1 stream ({model}, {d['chunk_steps']}-step chunks)",
+         f"{one['onnx_fp32_ms_per_chunk']} ms per {40 * d['chunk_steps']} ms chunk "
+         f"(RTF {one['onnx_fp32_real_time_factor']})",
+         f"ONNX {one['onnx_fp32_speedup_vs_torch']}x eager PyTorch; int8 "
+         f"{one['int8_speedup_vs_fp32']}x fp32", "runtime.json"),
+        ("runtime, 8 streams batched",
+         f"{eight['onnx_fp32_ms_per_chunk']} ms per chunk of 8 streams",
+         f"ONNX {eight['onnx_fp32_speedup_vs_torch']}x eager PyTorch", "runtime.json"),
+    ]
+
+
+def _serve(name: str) -> Callable[[dict], list[Row]]:
+    def rows(d: dict) -> list[Row]:
+        held = d["sessions_held"]
+        return [(f"server, {d['model']['name']} model: real-time AV sessions at p95 partial "
+                 f"latency <= 300 ms", f"{held['batched']} sessions (2 cores)",
+                 f"{d['sessions_held_ratio']}x one inference per session "
+                 f"({held['one_inference_per_session']})", name)]
+    return rows
+
+
+def _data(d: dict) -> list[Row]:
+    return [("training data: prepared cache vs decoding mp4s",
+             f"{d['cache_clips_per_s']:.0f} clips/s",
+             f"{d['cache_over_decode']:.0f}x decode + crop", "data.json")]
+
+
+def _media(d: dict) -> list[Row]:
+    det = d["detection"]["640x480"]
+    return [("media: decode mp4 to 25 fps gray", f"{d['decode']['decode_media_mp4_frames_per_s']:.0f}"
+             " frames/s", f"{d['decode']['decode_media_vs_bare_ratio']}x a bare PyAV loop",
+             "media.json"),
+            ("media: face tracking 640x480", f"{det['tracker_detect_every_5_ms_per_frame']} ms/frame",
+             f"{det['tracker_every_5_vs_every_frame_ratio']}x the time of detecting every frame",
+             "media.json")]
+
+
+def _synth(d: dict) -> list[Row]:
+    return [("synthetic corpus generation (2 workers)", f"{d['workers_2']['clips_per_s']} clips/s",
+             f"{d['two_over_one']}x 1 worker", "synth.json")]
+
+
+def _throughput(d: dict) -> list[Row]:
+    return [(f"training throughput ({d['config']}, {d['threads']} threads"
+             f"{', bf16' if d['bf16'] else ''})", f"{d['train_steps_per_s']:.0f} steps/s",
+             f"target {d['target_steps_per_s']}", "model_throughput_tiny"
+             f"{'_bf16' if d['bf16'] else ''}.json")]
+
+
+SOURCES: list[tuple[str, Callable[[dict], list[Row]]]] = [
+    ("runtime.json", _runtime), ("serve-tiny-grid.json", _serve("serve-tiny-grid.json")),
+    ("serve.json", _serve("serve.json")), ("data.json", _data), ("media.json", _media),
+    ("synth.json", _synth), ("model_throughput_tiny.json", _throughput),
+    ("model_throughput_tiny_bf16.json", _throughput)]
+
+
+def table() -> str:
+    rows: list[Row] = []
+    for name, make in SOURCES:
+        data = _load(name)
+        if data is not None:
+            rows += make(data)
+    lines = ["| what | median | against the same-process baseline | bench/results/ |",
+             "|---|---|---|---|"]
+    lines += [f"| {what} | {figure} | {ratio} | `{file}` |" for what, figure, ratio, file in rows]
+    return "\n".join(lines)
+
+
+def block() -> str:
+    return f"{BEGIN}\n{table()}\n{END}"
+
+
+def current(readme: Path) -> str:
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{readme}: no '{BEGIN}' ... '{END}' block")
+    return text[text.index(BEGIN):text.index(END) + len(END)]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--write", type=Path, metavar="README", help="replace the README's table")
+    parser.add_argument("--check", type=Path, metavar="README",
+                        help="exit 1 if the README's table is not this script's output")
+    args = parser.parse_args(argv)
+    if args.write:
+        args.write.write_text(args.write.read_text().replace(current(args.write), block()))
+    elif args.check:
+        if current(args.check) != block():
+            print(f"{args.check}: the performance table is stale; run "
+                  f"`python bench/summary.py --write {args.check}`", file=sys.stderr)
+            return 1
+    else:
+        print(table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
