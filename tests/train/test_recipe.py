@@ -17,18 +17,20 @@ RECIPE = REPO / "train" / "recipes" / "synth-tiny.sh"
 def test_recipe_runs_end_to_end_at_toy_size(tmp_path: Path) -> None:
     env = {**child_env(), "CONFIG": "train/configs/debug.yaml", "ROI": "20",
            "DATA": str(tmp_path / "data"), "RUN": str(tmp_path / "run"),
-           "RESULTS": str(tmp_path / "results"), "SPEAKERS": "3", "UTTS": "2", "SCENES": "1",
+           "RESULTS": str(tmp_path / "results"), "MODEL": str(tmp_path / "model"), "SPEAKERS": "3", "UTTS": "2", "SCENES": "1",
            "EPOCHS": "1", "WORKERS": "1", "THREADS": "1"}
     done = subprocess.run(["bash", str(RECIPE)], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     steps = [line.split(" ", 2)[2] for line in done.stderr.splitlines() if line.startswith("== ")]
     assert [s.split(":")[0].split(" ")[0] for s in steps] == [
-        "synth", "index", "tokenizer", "prepare", "fit", "eval", "done"]
+        "synth", "index", "tokenizer", "prepare", "fit", "export", "eval", "card", "done"]
     result = json.loads((tmp_path / "results" / "eval.json").read_text())
     assert result["split"] == "test" and result["asd"]["scenes"] == 1
     assert (tmp_path / "results" / "wer_snr.png").is_file()
     assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert (tmp_path / "results" / "eval.md").read_text().strip() in card
     stamp = (tmp_path / "data" / "corpus.json").stat().st_mtime_ns
     again = subprocess.run(["bash", str(RECIPE)], cwd=tmp_path, env=env, capture_output=True,
                            text=True, timeout=600)

@@ -1,0 +1,103 @@
+"""Write MODEL_CARD.md for an exported model: recipe, data, parameters, training, the eval table
+exactly as `avsync eval` printed it, and the known limits.
+
+Why generated: a card typed by hand drifts from the model beside it. Every figure here is read
+from a file the recipe wrote (model.json, the corpus's corpus.json, the run's metrics.csv, the
+eval's eval.md); `tests/test_model_card.py` checks that the card's table is the eval's.
+
+    python train/recipes/model_card.py MODEL_DIR --corpus DATA --run RUN --eval EVAL_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+LIMITS = """\
+- Trained on synthetic data only: espeak-ng voices and rendered cartoon faces saying GRID-style
+  commands (a closed 51-word grammar: command, colour, preposition, letter, digit, adverb). It
+  does not transcribe real people or open vocabulary; real video needs a model trained on real
+  data (README: "Training on your own LRS2 / LRS3 copy").
+- The mouth ROI is 40 px grey (36 px after the centre crop), enough for the rendered lips.
+- Faces must be frontal enough for OpenCV's Haar cascade in `detect` mode.
+- The ASD calibration was fitted on the synthetic val split; on other data refit it
+  (`avsync export --data`)."""
+
+
+def _training_summary(run: Path) -> dict:
+    metrics = sorted(run.glob("csv/version_*/metrics.csv"))
+    rows = list(csv.DictReader(metrics[-1].open())) if metrics else []
+    steps = max((int(r["step"]) for r in rows if r.get("step")), default=0)
+    epochs = max((int(r["epoch"]) for r in rows if r.get("epoch")), default=-1) + 1
+    return {"steps": steps, "epochs": epochs}
+
+
+def card(model_dir: Path, corpus: Path, run: Path, eval_dir: Path, recipe: str) -> str:
+    model = json.loads((model_dir / "model.json").read_text())
+    data = json.loads((corpus / "corpus.json").read_text())
+    cfg = data["config"]
+    table = (eval_dir / "eval.md").read_text().strip()
+    trained = _training_summary(run)
+    files = sorted(p.name for p in model_dir.glob("*.onnx"))
+    size_mb = sum(p.stat().st_size for p in model_dir.iterdir() if p.is_file()) / 1e6
+    train_speakers = cfg["speakers"] - cfg["val_speakers"] - cfg["test_speakers"]
+    test = model.get("metrics", {}).get("test")
+    int8 = model.get("metrics", {}).get("int8")
+    lines = [
+        f"# Model card: {model_dir.name}",
+        "",
+        f"The `{model['model_name']}` avsync model (streaming audio-visual CTC + attention "
+        f"decoder, sync embeddings, active-speaker head), exported to ONNX by avsync "
+        f"{model['model_version']}: fp32 and int8 graphs ({len(files)} files, "
+        f"{size_mb:.1f} MB in all). Chunks of {model['chunk_steps']} steps "
+        f"({40 * model['chunk_steps']} ms), {model['left_context']} steps of left context, "
+        f"{model['roi']['stored']} px grey mouth ROIs, {len(model['vocab'])} sentencepiece "
+        f"pieces.",
+        "",
+        "## Recipe",
+        "",
+        f"`{recipe}` (synth, index, tokenizer, prepare, fit, export, eval) on 2 CPU cores; "
+        f"`avsync model info {model['model_name']}` prints the parameter count and MFLOPs per "
+        f"step. Training ran {trained['epochs']} epochs, {trained['steps']} optimiser steps.",
+        "",
+        "## Data",
+        "",
+        f"`avsync synth --speakers {cfg['speakers']} --utts-per-speaker "
+        f"{cfg['utts_per_speaker']} --text {cfg['text']} --scenes {cfg['scenes']} "
+        f"--seed {cfg['seed']}`: {data['clips']} clips, {data['seconds'] / 3600:.2f} h; "
+        f"{train_speakers} training speakers, {cfg['val_speakers']} validation and "
+        f"{cfg['test_speakers']} test speakers (unseen in training); {cfg['scenes']} "
+        f"multi-face scenes for the active-speaker mAP. Babble of other clips mixed in "
+        f"training at -5..20 dB SNR.",
+        "",
+        "## Evaluation (`avsync eval` on the exported model, test speakers)",
+        "",
+        table,
+        "",
+    ]
+    if test or int8:
+        lines += ["At export (`model.json` `metrics`): "
+                  + json.dumps({"test": test, "int8": int8}, sort_keys=True), ""]
+    lines += ["## Known limits", "", LIMITS, ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--eval", type=Path, required=True, help="folder holding eval.md")
+    parser.add_argument("--recipe", default="train/recipes/synth-tiny.sh")
+    args = parser.parse_args(argv)
+    text = card(args.model_dir, args.corpus, args.run, args.eval, args.recipe)
+    (args.model_dir / "MODEL_CARD.md").write_text(text)
+    print(f"wrote {args.model_dir / 'MODEL_CARD.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
