@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -262,6 +263,9 @@ def main(argv: list[str]) -> int:
                   f"repository (models/); pass --model/--sample, or rebuild them with "
                   f"train/recipes/synth-tiny.sh and `avsync demo --make-sample`.", file=sys.stderr)
             return 2
+    logging.basicConfig(level=logging.WARNING)  # the server's per-session log lines would
+    for name in ("websockets", "avsync", "serve"):  # bury the live results
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         transcript, reference, console, audio = asyncio.run(
             run_demo(args.model, args.sample, args.fast, FaceMode(args.faces)))

@@ -20,7 +20,7 @@ def test_card_table_is_the_eval_output() -> None:
     card = (MODEL / "MODEL_CARD.md").read_text()
     assert (EVAL / "eval.md").read_text().strip() in card
     result = json.loads((EVAL / "eval.json").read_text())
-    assert Path(result["model"]).name == MODEL.name and result["split"] == "test"
+    assert Path(result["model"]["path"]).name == MODEL.name and result["split"] == "test"
 
 
 def test_bundled_model_loads_and_is_small() -> None:

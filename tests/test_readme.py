@@ -93,6 +93,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # nine commands, a training run, two exports' worth of checks
 def test_readme_flow_runs_verbatim(tmp_path: Path) -> None:
     """Five-minute flow, then the python example, then the server with the client (the port
     swapped for a free one: the only change)."""

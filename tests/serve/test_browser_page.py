@@ -16,6 +16,7 @@ from serve_harness import (
     SynthClip,
     default_model_dir,
     needs_default_model,
+    weak_default_asr,
     run,
     running_server,
 )
@@ -119,6 +120,7 @@ def test_the_page_shows_the_runtimes_transcript_of_camera_and_microphone(
 
 
 @needs_default_model
+@weak_default_asr
 def test_the_page_shows_the_words_of_the_clip_with_the_default_model(clips, tmp_path) -> None:
     model = load_model(default_model_dir())  # type: ignore[arg-type]
     clip = clips[0]
@@ -127,4 +129,4 @@ def test_the_page_shows_the_words_of_the_clip_with_the_default_model(clips, tmp_
     check_page(state, shown, logs, model.card.model_name)
     # the fake devices loop the clip and the page joins at any point: the best-heard
     # repetition must be the clip's sentence
-    assert min(wer(clip.text, final) for final in state["finals"]) <= 1 / 3, (clip.text, shown)
+    assert min(wer(clip.text.upper(), final.upper()) for final in state["finals"]) <= 1 / 3, (clip.text, shown)

@@ -35,6 +35,21 @@ def _training_summary(run: Path) -> dict:
     return {"steps": steps, "epochs": epochs}
 
 
+def _measured_limits(eval_dir: Path) -> str:
+    """What the eval says this model is good and bad at, in words."""
+    asr = json.loads((eval_dir / "eval.json").read_text()).get("asr", {})
+    lines = []
+    try:
+        audio, av = 100 * asr["audio"]["clean"]["wer"], 100 * asr["av"]["clean"]["wer"]
+    except (KeyError, TypeError):
+        return ""
+    lines.append(f"- Recognition: clean test WER {audio:.1f} % audio-only, {av:.1f} % "
+                 "audio-visual" + (" — weak: the recognition branch had not left CTC's plateau "
+                                   "when the time budget ended (sync and speaker detection "
+                                   "learned well)." if audio > 30 else "."))
+    return "\n".join(lines)
+
+
 def card(model_dir: Path, corpus: Path, run: Path, eval_dir: Path, recipe: str) -> str:
     model = json.loads((model_dir / "model.json").read_text())
     data = json.loads((corpus / "corpus.json").read_text())
@@ -81,7 +96,7 @@ def card(model_dir: Path, corpus: Path, run: Path, eval_dir: Path, recipe: str) 
     if test or int8:
         lines += ["At export (`model.json` `metrics`): "
                   + json.dumps({"test": test, "int8": int8}, sort_keys=True), ""]
-    lines += ["## Known limits", "", LIMITS, ""]
+    lines += ["## Known limits", "", _measured_limits(eval_dir), LIMITS, ""]
     return "\n".join(lines)
 
 
