@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -112,7 +113,7 @@ def test_readme_flow_runs_verbatim(tmp_path: Path) -> None:
 
     port = str(_free_port())
     serve_line, stream_line = (c.replace("8765", port) for c in commands(blocks("sh")["serve"]))
-    server = subprocess.Popen(serve_line, shell=True, cwd=cwd, env=env, start_new_session=True,
+    server = subprocess.Popen(shlex.split(serve_line), cwd=cwd, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -128,5 +129,5 @@ def test_readme_flow_runs_verbatim(tmp_path: Path) -> None:
                               text=True, timeout=300)
         assert done.returncode == 0, f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        server.send_signal(signal.SIGTERM)  # drains: open sessions finish, then exit 0
         assert server.wait(timeout=60) == 0, server.stdout.read()[-4000:]

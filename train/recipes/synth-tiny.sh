@@ -62,7 +62,8 @@ step "fit: $CONFIG, up to $EPOCHS epochs or $MAX_TIME -> $RUN (resumes from last
 
 step "export: best checkpoint -> $MODEL (fp32 + int8, parity-checked, ASD calibrated on val)"
 if [ ! -f "$MODEL/model.json" ]; then
-  "$AVSYNC" export "$RUN/checkpoints/best.ckpt" --out "$MODEL" --int8 --data "$CACHE"
+  "$AVSYNC" export "$RUN/checkpoints/best.ckpt" --out "$MODEL" --int8 --data "$CACHE" \
+    --max-int8-wer-increase "${INT8_MAX_WER_INCREASE:-1.0}"  # WER points int8 may lose
 fi
 
 step "eval: the exported model on the test speakers -> $RESULTS"
