@@ -79,7 +79,7 @@ def plot_timeline(out: Path, audio: np.ndarray, reference: Reference, transcript
         confidence.set_ylabel("sync confidence")
     sync.set_xlabel("stream time (s)")
     sync.set_xlim(0, seconds)
-    fig.subplots_adjust(left=0.08, right=0.92, top=0.95, bottom=0.07, hspace=0.12)
+    fig.subplots_adjust(left=0.1, right=0.92, top=0.95, bottom=0.07, hspace=0.12)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
