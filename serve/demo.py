@@ -26,8 +26,20 @@ import numpy as np
 
 from avsync.errors import AvsyncError, ConfigError
 from avsync.text.metrics import wer
-from serve.protocol import Done, Error, FaceMode, Final, Partial, Ready, ServerMessage, Speakers, \
-    Sync, Task, VideoEncoding
+from serve.protocol import (
+    STREAM_PATH,
+    Done,
+    Error,
+    FaceMode,
+    Final,
+    Partial,
+    Ready,
+    ServerMessage,
+    Speakers,
+    Sync,
+    Task,
+    VideoEncoding,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "models" / "avsync-tiny-grid"
@@ -50,8 +62,7 @@ class Reference:
 
     faces: list[tuple[float, float, float, float]]  # (x1, y1, x2, y2) normalised, per face
     turns: list[ReferenceTurn]
-    width: int
-    height: int
+    width: int  # frame pixels, to tell which face a track's box is
 
     @property
     def text(self) -> str:
@@ -67,7 +78,7 @@ class Reference:
                                                     for w, a, b in t.get("words", ())))
                      for t in scene["turns"]]
             return cls([tuple(face["box"]) for face in scene["faces"]], turns,
-                       int(scene["width"]), int(scene["height"]))
+                       int(scene["width"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: not a readable scene reference ({exc}); rebuild the "
                               f"sample with `avsync demo --make-sample {path.with_suffix('.mp4')}`"
@@ -181,20 +192,19 @@ async def run_demo(model_dir: Path, sample: Path, fast: bool, faces: FaceMode,
     from serve.server import AvsyncServer
 
     reference = Reference.load(sample.with_suffix(".json"))
-    clip = decode_media(sample, gray=False)
+    clip = decode_media(sample, gray=True)
     model = load_model(model_dir)
     transcript = Transcript()
     console = LiveConsole(transcript, len(reference.faces), reference.width, out)
     options = StreamOptions(fast=fast, tasks=tuple(Task), faces=faces,
                             video_encoding=VideoEncoding.JPEG)
     async with AvsyncServer(RuntimeEngine(model), ServerConfig(port=0)) as server:
-        url = f"ws://127.0.0.1:{server.port}/v1/stream"
+        url = f"ws://127.0.0.1:{server.port}{STREAM_PATH}"
         print(f"server on {url} (model {model_dir}); streaming {sample.name} "
               f"({clip.duration:.1f} s, {len(reference.faces)} faces"
               f"{', as fast as the server takes it' if fast else ', in real time'})",
               file=console.out, flush=True)
-        gray = clip.frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        await stream_media(url, clip.audio, gray.round().astype(np.uint8), options, console)
+        await stream_media(url, clip.audio, clip.frames, options, console)
     return transcript, reference, console, clip.audio
 
 
@@ -202,8 +212,7 @@ def make_sample(path: Path, seed: int, faces: int = 2) -> None:
     """Render a GRID-text scene of `faces` faces taking turns, each twice or more (voices and
     faces of the scene namespace, which no training split uses), to
     `path` (.mp4) and its reference (.json)."""
-    from avsync.data.synth.scenes import make_scene, scene_json
-    from avsync.media.encode import write_mp4
+    from avsync.data.synth.scenes import make_scene, write_scene
 
     for index in range(64):
         scene = make_scene(seed, index, "grid")
@@ -214,8 +223,7 @@ def make_sample(path: Path, seed: int, faces: int = 2) -> None:
         raise ConfigError(f"no {faces}-face scene with every face speaking in 64 tries of seed "
                           f"{seed}; try another --seed")
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_mp4(path, scene.frames, scene.audio)
-    path.with_suffix(".json").write_text(json.dumps(scene_json(scene), indent=1) + "\n")
+    write_scene(scene, path)
     print(f"wrote {path} ({len(scene.audio) / 16000:.1f} s, scene {index} of seed {seed}, "
           f"{len(scene.turns)} turns) and {path.with_suffix('.json').name}")
 

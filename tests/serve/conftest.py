@@ -8,24 +8,11 @@ trained model. Tests that need a model that actually transcribes are in test_def
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from serve_harness import SynthClip, synth_clip
 
-from avsync.runtime import Model, load_model
-from export.debug import cached_debug_model
+from avsync.runtime import Model
 from serve.runtime_engine import RuntimeEngine
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return cached_debug_model(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="session")
-def model(model_dir: Path) -> Model:
-    return load_model(model_dir)
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,9 @@ from serve_harness import (
     SynthClip,
     default_model_dir,
     needs_default_model,
-    weak_default_asr,
     run,
     running_server,
+    weak_default_asr,
 )
 
 from avsync.media.roi import crop_mouths, whole_frame_face

@@ -147,15 +147,20 @@ def scene_json(scene: Scene) -> dict:
     }
 
 
+def write_scene(scene: Scene, mp4: Path) -> None:
+    """The scene's video to `mp4` and its faces and turns (`scene_json`) beside it (.json)."""
+    from avsync.media.encode import write_mp4
+
+    write_mp4(mp4, scene.frames, scene.audio)
+    mp4.with_suffix(".json").write_text(json.dumps(scene_json(scene), indent=1) + "\n")
+
+
 def _write_scene(job: tuple[int, int, str, str]) -> tuple[str, float, list[str]]:
     """Make and write one scene (runs in a worker). job: (seed, index, text source, out dir).
     Returns (video id, seconds, its CSV rows)."""
-    from avsync.media.encode import write_mp4
-
     seed, index, text, out = job
     scene = make_scene(seed, index, text)
-    write_mp4(Path(out) / f"{scene.video_id}.mp4", scene.frames, scene.audio)
-    (Path(out) / f"{scene.video_id}.json").write_text(json.dumps(scene_json(scene), indent=1) + "\n")
+    write_scene(scene, Path(out) / f"{scene.video_id}.mp4")
     return scene.video_id, len(scene.audio) / SAMPLE_RATE, label_rows(scene)
 
 
