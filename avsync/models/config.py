@@ -169,7 +169,12 @@ class ObjectiveConfig:
     """Weights and augmentation of the contrastive-generative objective.
 
     total = ctc_weight * CTC + attention_weight * decoder CE + sync_weight * InfoNCE
-            + asd_weight * ASD BCE.
+            + asd_weight * ASD BCE
+            + audio_ctc_weight * CTC(audio encoder) + visual_ctc_weight * CTC(visual encoder).
+    The two modality CTC losses are training-only heads on each modality encoder: they give
+    both encoders words to learn from the first step (through the fusion encoder alone, with
+    modality dropout, noise and masks, the text gradient reaching them is weak and slow), and
+    they are not exported. 0 (the default) builds no head.
     `chunk_sizes` lists the chunk sizes a training batch samples from; None means "full"
     (whole utterance), written `null` (or `full`) in YAML. Modality dropout draws per clip from
     (p_av, p_audio_only, p_video_only); it only affects what the fusion encoder sees.
@@ -183,6 +188,8 @@ class ObjectiveConfig:
     attention_weight: float = 0.7
     sync_weight: float = 1.0
     asd_weight: float = 0.5
+    audio_ctc_weight: float = 0.0
+    visual_ctc_weight: float = 0.0
     label_smoothing: float = 0.1
     temperature_init: float = 0.07
     temperature_min: float = 0.01
@@ -203,7 +210,8 @@ class ObjectiveConfig:
 
     def __post_init__(self) -> None:
         weights = (self.ctc_weight, self.attention_weight, self.sync_weight, self.asd_weight,
-                   self.asd_mismatch_weight, self.asd_shift_weight)
+                   self.asd_mismatch_weight, self.asd_shift_weight, self.audio_ctc_weight,
+                   self.visual_ctc_weight)
         _check(all(w >= 0 for w in weights), f"objective loss weights must be >= 0, got {weights}")
         probs = (self.p_av, self.p_audio_only, self.p_video_only)
         _check(all(p >= 0 for p in probs) and abs(sum(probs) - 1.0) < 1e-6,

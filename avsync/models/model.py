@@ -23,7 +23,7 @@ from avsync.models.encoders import (
     FusionOutput,
     VisualEncoder,
 )
-from avsync.models.heads import AsdHead
+from avsync.models.heads import AsdHead, CtcHead
 
 
 @dataclass
@@ -45,6 +45,12 @@ class AVSyncModel(nn.Module):
         self.asd_head = AsdHead(config.heads.embed_dim, config.heads.asd_hidden)
         self.decoder = AttentionDecoder(config.decoder, config.fusion_encoder.d_model,
                                         config.vocab_size)
+        # Training-only CTC heads on the modality encoders (ObjectiveConfig.audio_ctc_weight).
+        objective = config.objective
+        self.audio_ctc = (CtcHead(config.audio_encoder.d_model, config.vocab_size)
+                          if objective.audio_ctc_weight > 0 else None)
+        self.visual_ctc = (CtcHead(config.visual_encoder.d_model, config.vocab_size)
+                           if objective.visual_ctc_weight > 0 else None)
         # log(1 / temperature) of the InfoNCE logits, learnable as in CLIP.
         self.sync_log_scale = nn.Parameter(
             torch.tensor(math.log(1.0 / config.objective.temperature_init)))

@@ -3,7 +3,8 @@
 One call encodes a batch (docs/architecture.md batch format) with a given chunk size and
 returns the weighted total loss and named losses/metrics:
 - contrastive sync: symmetric frame-level InfoNCE between the audio and visual embeddings;
-- generative: CTC on the fused features + attention-decoder cross-entropy (label smoothing);
+- generative: CTC on the fused features + attention-decoder cross-entropy (label smoothing),
+  and optionally CTC on each modality encoder alone (training-only heads);
 - ASD: BCE on matched, mismatched and shifted audio/visual pairs;
 - augmentation when the model is training: modality dropout per clip (what the fusion encoder
   sees: both / audio only / video only) and SpecAugment-style time masks on the fused inputs.
@@ -212,6 +213,13 @@ class ContrastiveGenerativeObjective:
             mismatch_weight=c.asd_mismatch_weight, shift_weight=c.asd_shift_weight)
         total = (c.ctc_weight * losses["loss_ctc"] + c.attention_weight * losses["loss_attention"]
                  + c.sync_weight * losses["loss_sync"] + c.asd_weight * losses["loss_asd"])
+        for name, head, output, weight in (
+                ("loss_audio_ctc", model.audio_ctc, audio, c.audio_ctc_weight),
+                ("loss_visual_ctc", model.visual_ctc, visual, c.visual_ctc_weight)):
+            if head is not None:
+                losses[name] = ctc_loss(head(output.features), output.lengths, batch["tokens"],
+                                        batch["token_lengths"])
+                total = total + weight * losses[name]
         metrics.update({"loss": total, **losses, **asd_metrics,
                         **sync_accuracy(a_embed, v_embed, valid, SYNC_MAX_SHIFT),
                         "modality_gap": modality_gap(a_embed, v_embed, valid),

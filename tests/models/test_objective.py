@@ -128,3 +128,33 @@ def test_teacher_forcing_and_greedy_ctc() -> None:
     log_probs = torch.log_softmax(torch.nn.functional.one_hot(best, 10).float() * 5, dim=-1)
     assert greedy_ctc(log_probs, torch.tensor([8, 5])) == [[5, 5, 6], [7, 9]]
     assert greedy_ctc_steps(log_probs, torch.tensor([8, 5]))[0] == [(5, 1), (5, 4), (6, 5)]
+
+
+def test_modality_ctc_heads_exist_only_when_weighted_and_learn(debug_config: ModelConfig) -> None:
+    """The training-only CTC heads on each modality encoder: absent at weight 0 (old
+    checkpoints still load), present and learning otherwise."""
+    import dataclasses
+
+    batch = toy_batch(4, 24, debug_config.visual_frontend.roi_stored, debug_config.vocab_size,
+                      seed=1, min_steps=16)
+    plain = AVSyncModel(debug_config)
+    assert plain.audio_ctc is None and plain.visual_ctc is None
+    assert "loss_audio_ctc" not in _evaluate(plain, ContrastiveGenerativeObjective(
+        debug_config.objective), batch)
+
+    torch.manual_seed(0)
+    weighted = dataclasses.replace(debug_config, objective=dataclasses.replace(
+        debug_config.objective, audio_ctc_weight=0.5, visual_ctc_weight=0.5))
+    model = AVSyncModel(weighted)
+    objective = ContrastiveGenerativeObjective(weighted.objective)
+    before = _evaluate(model, objective, batch)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        loss, _ = objective(model, batch, chunk_size=None, generator=generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = _evaluate(model, objective, batch)
+    for name in ("loss_audio_ctc", "loss_visual_ctc"):
+        assert after[name] < 0.85 * before[name], (name, before[name], after[name])
