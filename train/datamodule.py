@@ -126,7 +126,7 @@ class AVDataModule(L.LightningDataModule):
                 "layout": cache.config.get("layout"), "splits": dict(cache.splits),
                 "roi_stored": cache.roi_size, "noise": None if self.noise is None else
                 {"snr_db": list(self.noise.snr_db), "probability": self.noise.probability,
-                 "talkers": self.noise.talkers}}
+                 "talkers": self.noise.talkers, "start_epoch": self.noise.start_epoch}}
 
     def _cache(self) -> PreparedCache:
         if self.cache is None or self.tokenizer is None or self.roi_size is None:

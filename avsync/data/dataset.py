@@ -32,17 +32,22 @@ class NoiseConfig:
 
     snr_db: (low, high) dB, drawn uniformly per clip. probability: chance a training clip
     gets noise at all. talkers: how many other clips the babble sums.
+    start_epoch: epochs of clean training before the babble starts, a curriculum: with noise
+    from the first step, the text losses of a fresh model sit at the grammar's prior for
+    hundreds of steps (words are learnt from clean speech first, robustness after).
     """
 
     snr_db: tuple[float, float] = (-5.0, 20.0)
     probability: float = 0.5
     talkers: int = 4
+    start_epoch: int = 0
 
     def __post_init__(self) -> None:
         low, high = self.snr_db
-        if low > high or not 0.0 <= self.probability <= 1.0 or self.talkers < 1:
-            raise ConfigError(f"NoiseConfig needs snr_db (low <= high), probability in [0, 1] "
-                              f"and talkers >= 1, got {self}")
+        if (low > high or not 0.0 <= self.probability <= 1.0 or self.talkers < 1
+                or self.start_epoch < 0):
+            raise ConfigError(f"NoiseConfig needs snr_db (low <= high), probability in [0, 1], "
+                              f"talkers >= 1 and start_epoch >= 0, got {self}")
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,8 @@ class AVSpeechDataset(Dataset):
         video = self._crop(clip.roi[window.first:window.last], rng)
         audio = clip.audio[window.first * SAMPLES_PER_STEP:window.last * SAMPLES_PER_STEP]
         audio = audio.astype(np.float32) / PCM_SCALE
-        if self.train and self.noise is not None and rng.random() < self.noise.probability:
+        if (self.train and self.noise is not None and self.epoch >= self.noise.start_epoch
+                and rng.random() < self.noise.probability):
             audio = self._add_babble(audio, item, rng)
         return {"id": clip.id, "video": torch.from_numpy(video),
                 "audio": torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),

@@ -153,3 +153,15 @@ def test_babble_noise_is_mixed_at_the_requested_snr(cache: PreparedCache) -> Non
         assert torch.equal(noisy[item]["audio"], torch.from_numpy(mixed))  # deterministic
     off = AVSpeechDataset(cache, "train", roi_size=CROP, train=False, noise=noise)
     assert torch.equal(off[0]["audio"], clean[0]["audio"])  # never in evaluation
+
+
+def test_babble_noise_waits_for_its_start_epoch(cache: PreparedCache) -> None:
+    noise = NoiseConfig(snr_db=(5.0, 5.0), probability=1.0, talkers=2, start_epoch=2)
+    clean = AVSpeechDataset(cache, "train", roi_size=CROP)
+    noisy = AVSpeechDataset(cache, "train", roi_size=CROP, train=True, noise=noise, seed=4)
+    for epoch, mixed in ((0, False), (1, False), (2, True), (5, True)):
+        noisy.set_epoch(epoch)
+        same = np.allclose(noisy[0]["audio"].numpy(), clean[0]["audio"].numpy())
+        assert same != mixed, epoch
+    with pytest.raises(ConfigError):
+        NoiseConfig(start_epoch=-1)
