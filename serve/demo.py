@@ -256,7 +256,7 @@ def main(argv: list[str]) -> int:
                         default=FaceMode.DETECT.value,
                         help="how the server finds faces (default: detect, OpenCV's cascade)")
     parser.add_argument("--strict", action="store_true",
-                        help=f"exit 1 unless WER <= {WER_TARGET:.0%} and every turn's speaker "
+                        help=f"exit 1 unless WER <= {100 * WER_TARGET:.0f}%% and every turn's speaker "
                              "is right (the demo's acceptance check)")
     parser.add_argument("--make-sample", type=Path, metavar="MP4",
                         help="instead of the demo: render a new two-face sample to MP4 (+ .json)")
