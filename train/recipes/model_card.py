@@ -44,9 +44,10 @@ def _measured_limits(eval_dir: Path) -> str:
     except (KeyError, TypeError):
         return ""
     lines.append(f"- Recognition: clean test WER {audio:.1f} % audio-only, {av:.1f} % "
-                 "audio-visual" + (" — weak: the recognition branch had not left CTC's plateau "
-                                   "when the time budget ended (sync and speaker detection "
-                                   "learned well)." if audio > 30 else "."))
+                 "audio-visual" + (" — weak: in 160 ms streaming chunks this model reads far fewer "
+                                   "words than the same checkpoint reads whole utterances "
+                                   "(docs/training.md, \"The streaming gap\"); sync and "
+                                   "speaker detection learned well." if audio > 30 else "."))
     return "\n".join(lines)
 
 
@@ -74,14 +75,16 @@ def card(model_dir: Path, corpus: Path, run: Path, eval_dir: Path, recipe: str) 
         "",
         "## Recipe",
         "",
-        f"`{recipe}` (synth, index, tokenizer, prepare, fit, export, eval) on 2 CPU cores; "
+        f"`{recipe}` (synth, index, tokenizer, prepare, fit, stream, export, eval) on 2 CPU "
+        f"cores; "
         f"`avsync model info {model['model_name']}` prints the parameter count and MFLOPs per "
         f"step. Training ran {trained['epochs']} epochs, {trained['steps']} optimiser steps.",
         "",
         "## Data",
         "",
         f"`avsync synth --speakers {cfg['speakers']} --utts-per-speaker "
-        f"{cfg['utts_per_speaker']} --text {cfg['text']} --scenes {cfg['scenes']} "
+        f"{cfg['utts_per_speaker']} --val-speakers {cfg['val_speakers']} --test-speakers "
+        f"{cfg['test_speakers']} --text {cfg['text']} --scenes {cfg['scenes']} "
         f"--seed {cfg['seed']}`: {data['clips']} clips, {data['seconds'] / 3600:.2f} h; "
         f"{train_speakers} training speakers, {cfg['val_speakers']} validation and "
         f"{cfg['test_speakers']} test speakers (unseen in training); {cfg['scenes']} "
