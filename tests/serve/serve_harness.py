@@ -264,11 +264,11 @@ def default_model_dir() -> Path | None:
     return found[0] if found else None
 
 
-# The bundled model tracks who speaks and the AV offset well, but its recognition is weak
-# (test WER 78 %, models/avsync-tiny-grid/MODEL_CARD.md): checks of its words are expected to
-# fail until a better model is trained, and strict, so they must be re-enabled when it is.
+# The bundled model tracks who speaks and the AV offset well, but its streaming recognition is
+# weak (test WER 64 %, models/avsync-tiny-grid/MODEL_CARD.md): checks of its words are expected
+# to fail until a better model is trained, and strict, so they must be re-enabled when it is.
 weak_default_asr = pytest.mark.xfail(
-    strict=True, reason="the bundled model's recognition is weak (test WER 78 %, MODEL_CARD.md)")
+    strict=True, reason="the bundled model's streaming recognition is weak (test WER 64 %)")
 
 needs_default_model = pytest.mark.skipif(
     default_model_dir() is None,
