@@ -26,6 +26,7 @@ import numpy as np
 
 from avsync.errors import AvsyncError, ConfigError
 from avsync.text.metrics import wer
+from avsync.timebase import SAMPLE_RATE
 from serve.protocol import (
     STREAM_PATH,
     Done,
@@ -224,7 +225,7 @@ def make_sample(path: Path, seed: int, faces: int = 2) -> None:
                           f"{seed}; try another --seed")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_scene(scene, path)
-    print(f"wrote {path} ({len(scene.audio) / 16000:.1f} s, scene {index} of seed {seed}, "
+    print(f"wrote {path} ({len(scene.audio) / SAMPLE_RATE:.1f} s, scene {index} of seed {seed}, "
           f"{len(scene.turns)} turns) and {path.with_suffix('.json').name}")
 
 
@@ -256,8 +257,8 @@ def main(argv: list[str]) -> int:
                         default=FaceMode.DETECT.value,
                         help="how the server finds faces (default: detect, OpenCV's cascade)")
     parser.add_argument("--strict", action="store_true",
-                        help=f"exit 1 unless WER <= {100 * WER_TARGET:.0f}%% and every turn's speaker "
-                             "is right (the demo's acceptance check)")
+                        help=f"exit 1 unless WER <= {100 * WER_TARGET:.0f}%% and every turn's "
+                             "speaker is right (the demo's acceptance check)")
     parser.add_argument("--make-sample", type=Path, metavar="MP4",
                         help="instead of the demo: render a new two-face sample to MP4 (+ .json)")
     parser.add_argument("--seed", type=int, default=11, help="seed of --make-sample")
@@ -271,9 +272,9 @@ def main(argv: list[str]) -> int:
                   f"repository (models/); pass --model/--sample, or rebuild them with "
                   f"train/recipes/synth-tiny.sh and `avsync demo --make-sample`.", file=sys.stderr)
             return 2
-    logging.basicConfig(level=logging.WARNING)  # the server's per-session log lines would
-    for name in ("websockets", "avsync", "serve"):  # bury the live results
-        logging.getLogger(name).setLevel(logging.WARNING)
+    # `avsync` configured the root logger at INFO; the server's per-session lines would bury
+    # the live results
+    logging.getLogger().setLevel(logging.WARNING)
     try:
         transcript, reference, console, audio = asyncio.run(
             run_demo(args.model, args.sample, args.fast, FaceMode(args.faces)))

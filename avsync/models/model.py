@@ -53,7 +53,7 @@ class AVSyncModel(nn.Module):
                            if objective.visual_ctc_weight > 0 else None)
         # log(1 / temperature) of the InfoNCE logits, learnable as in CLIP.
         self.sync_log_scale = nn.Parameter(
-            torch.tensor(math.log(1.0 / config.objective.temperature_init)))
+            torch.tensor(math.log(1.0 / objective.temperature_init)))
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> AVSyncModel:

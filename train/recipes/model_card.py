@@ -38,17 +38,15 @@ def _training_summary(run: Path) -> dict:
 def _measured_limits(eval_dir: Path) -> str:
     """What the eval says this model is good and bad at, in words."""
     asr = json.loads((eval_dir / "eval.json").read_text()).get("asr", {})
-    lines = []
     try:
         audio, av = 100 * asr["audio"]["clean"]["wer"], 100 * asr["av"]["clean"]["wer"]
     except (KeyError, TypeError):
         return ""
-    lines.append(f"- Recognition: clean test WER {audio:.1f} % audio-only, {av:.1f} % "
-                 "audio-visual" + (" — weak: in 160 ms streaming chunks this model reads far fewer "
-                                   "words than the same checkpoint reads whole utterances "
-                                   "(docs/training.md, \"The streaming gap\"); sync and "
-                                   "speaker detection learned well." if audio > 30 else "."))
-    return "\n".join(lines)
+    weak = (" — weak: in streaming chunks this model reads far fewer words than the same "
+            "checkpoint reads whole utterances (docs/training.md, \"The streaming gap\"); sync "
+            "and speaker detection learned well.")
+    return (f"- Recognition: clean test WER {audio:.1f} % audio-only, {av:.1f} % audio-visual"
+            + (weak if audio > 30 else "."))
 
 
 def card(model_dir: Path, corpus: Path, run: Path, eval_dir: Path, recipe: str) -> str:

@@ -62,23 +62,26 @@ step "prepare: ${ROI} px mouth ROIs -> $CACHE"
 
 # fit and stream leave a marker when they finish: a finished run's last.ckpt is past the fit's
 # max_epochs, and Lightning refuses to resume from it.
+fit() {  # fit MARKER MAX_EPOCHS [extra options]: train (or resume) until MAX_EPOCHS, then mark
+  local marker="$RUN/$1" epochs=$2
+  shift 2
+  [ -f "$marker" ] && return 0
+  "$AVSYNC" train fit --config "$CONFIG" --data.cache "$CACHE" \
+    --data.tokenizer "$TOKENIZER.model" --trainer.default_root_dir "$RUN" \
+    --trainer.max_epochs "$epochs" --trainer.max_time "$MAX_TIME" --threads "$THREADS" \
+    --data.workers 1 --trainer.enable_progress_bar false "$@"
+  touch "$marker"
+}
+
 step "fit: $CONFIG, up to $EPOCHS epochs or $MAX_TIME -> $RUN (resumes from last.ckpt)"
-[ -f "$RUN/fit.done" ] || "$AVSYNC" train fit --config "$CONFIG" --data.cache "$CACHE" \
-  --data.tokenizer "$TOKENIZER.model" --trainer.default_root_dir "$RUN" --trainer.max_epochs "$EPOCHS" \
-  --trainer.max_time "$MAX_TIME" --threads "$THREADS" --data.workers 1 \
-  --trainer.enable_progress_bar false
-touch "$RUN/fit.done"
+fit fit.done "$EPOCHS"
 
 step "stream: $STREAM_EPOCHS more epochs with 4-step chunks only -> $RUN (resumes from last.ckpt)"
 # The mixed chunk sizes of the first epochs teach words with look-ahead (the bundled run after
 # 30 epochs, val clean AV WER: 24 % whole-utterance, 63 % with 8-step and 70 % with 4-step
 # chunks). These epochs train the 160 ms streaming case alone; in the bundled run they moved
 # its val WER only to 68-69 % (docs/training.md, "The streaming gap").
-[ -f "$RUN/stream.done" ] || "$AVSYNC" train fit --config "$CONFIG" --data.cache "$CACHE" \
-  --data.tokenizer "$TOKENIZER.model" --trainer.default_root_dir "$RUN" --trainer.max_epochs "$((EPOCHS + STREAM_EPOCHS))" \
-  --trainer.max_time "$MAX_TIME" --threads "$THREADS" --data.workers 1 \
-  --trainer.enable_progress_bar false --model.objective.chunk_sizes '[4]'
-touch "$RUN/stream.done"
+fit stream.done "$((EPOCHS + STREAM_EPOCHS))" --model.objective.chunk_sizes '[4]'
 
 step "export: best checkpoint -> $MODEL (fp32 + int8, parity-checked, ASD calibrated on val)"
 if [ ! -f "$MODEL/model.json" ]; then
