@@ -109,11 +109,15 @@ def test_the_page_shows_the_runtimes_transcript_of_camera_and_microphone(
                                           timeout_ms=20_000), timeout=90)
     check_page(state, shown, logs, model.card.model_name)
     (chunks,) = recording.chunks.values()
-    assert {c.audio is not None and 0 in c.faces for c in chunks} == {True}  # both modalities
+    # both modalities: the microphone from the first chunk; the camera may start late on a busy
+    # machine (chunks go on audio-only past the skew limit), but once seen its face stays
+    assert all(c.audio is not None for c in chunks)
+    with_face = [0 in c.faces for c in chunks]
+    assert True in with_face[:len(chunks) // 2] and all(with_face[with_face.index(True):])
     # the camera's whole-frame face is the clip's face: its mouths are the clip's mouths
     clip_rois = crop_mouths(clip.frames, whole_frame_face(*clip.frames.shape[1:]),
                             model.card.roi.stored).astype(np.float32)
-    for roi in [c.faces[0][-1].astype(np.float32) for c in chunks[::5]]:
+    for roi in [c.faces[0][-1].astype(np.float32) for c in chunks[with_face.index(True)::5]]:
         assert np.abs(clip_rois - roi).mean(axis=(1, 2)).min() < 12.0
     # what the page shows is what the runtime makes of what the browser sent
     assert state["finals"] == replayed_finals(recording.engine, chunks)
