@@ -128,9 +128,12 @@ class AVSpeechDataset(Dataset):
         if (self.train and self.noise is not None and self.epoch >= self.noise.start_epoch
                 and rng.random() < self.noise.probability):
             audio = self._add_babble(audio, item, rng)
+        tokens = np.asarray(self._tokens(clip, window), dtype=np.int64)
+        words = clip.words if window.words is None else window.words
         return {"id": clip.id, "video": torch.from_numpy(video),
                 "audio": torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
-                "tokens": torch.as_tensor(self._tokens(clip, window), dtype=torch.int64),
+                "tokens": torch.from_numpy(tokens),
+                "token_spans": torch.from_numpy(self._token_spans(tokens, words)),
                 "speech_mask": torch.from_numpy(clip.speech_mask[window.first:window.last].copy())}
 
     def _crop(self, roi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -152,6 +155,26 @@ class AVSpeechDataset(Dataset):
         if window.words is None:
             return self.tokenizer.encode(clip.text)
         return self.tokenizer.encode(" ".join(w for w, _, _ in window.words))
+
+    def _token_spans(self, tokens: np.ndarray, words: tuple[tuple[str, int, int], ...]
+                     ) -> np.ndarray:
+        """(U, 2) [start, end) steps of the word each token spells, for alignment-restricted
+        CTC; all -1 when the tokens cannot be matched to timed words (no timings, or a
+        tokenisation that differs word by word)."""
+        spans = np.full((len(tokens), 2), -1, dtype=np.int64)
+        if not words:
+            return spans
+        if len(words) == len(tokens):  # one token a word (a word-level vocabulary)
+            counts = [1] * len(words)
+        elif self.tokenizer is not None:
+            pieces = [self.tokenizer.encode(w) for w, _, _ in words]
+            if [t for p in pieces for t in p] != tokens.tolist():
+                return spans
+            counts = [len(p) for p in pieces]
+        else:
+            return spans
+        spans[:] = np.repeat(np.asarray([(s, e) for _, s, e in words], np.int64), counts, axis=0)
+        return spans
 
     def _add_babble(self, audio: np.ndarray, item: int, rng: np.random.Generator) -> np.ndarray:
         """Babble of other clips of this split at a random SNR; clean audio when the clip or
@@ -195,17 +218,21 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     video = np.zeros((batch, longest, *roi), dtype=np.uint8)
     audio = np.zeros((batch, longest * SAMPLES_PER_STEP), dtype=np.float32)
     tokens = np.zeros((batch, int(token_lengths.max())), dtype=np.int64)
+    spans = np.full((batch, int(token_lengths.max()), 2), -1, dtype=np.int64)
     speech = np.zeros((batch, longest), dtype=bool)
     for b, sample in enumerate(samples):
         t, u = int(steps[b]), int(token_lengths[b])
         video[b, :t] = sample["video"].numpy()
         audio[b, :t * SAMPLES_PER_STEP] = sample["audio"].numpy()
         tokens[b, :u] = sample["tokens"].numpy()
+        if "token_spans" in sample:
+            spans[b, :u] = sample["token_spans"].numpy()
         speech[b, :t] = sample["speech_mask"].numpy()
     return {"video": torch.from_numpy(video), "video_lengths": torch.from_numpy(steps),
             "audio": torch.from_numpy(audio),
             "audio_lengths": torch.from_numpy(steps * SAMPLES_PER_STEP),
             "tokens": torch.from_numpy(tokens), "token_lengths": torch.from_numpy(token_lengths),
+            "token_spans": torch.from_numpy(spans),
             "speech_mask": torch.from_numpy(speech), "ids": [s["id"] for s in samples]}
 
 

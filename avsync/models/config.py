@@ -178,6 +178,9 @@ class ObjectiveConfig:
     `chunk_sizes` lists the chunk sizes a training batch samples from; None means "full"
     (whole utterance), written `null` (or `full`) in YAML. Modality dropout draws per clip from
     (p_av, p_audio_only, p_video_only); it only affects what the fusion encoder sees.
+    `ctc_align_delay`: restrict every CTC loss's alignments to where each word is, from the
+    word's middle to this many steps after its end (`avsync.models.losses.emission_mask`;
+    needs word timings, clips without them are unrestricted); None: plain CTC.
     `start_stagger_max`: in training one modality's stream starts up to this many steps after
     the other's (content stays aligned). Streams that always start together let both encoders
     mark "steps since the start" (zero state, causal convolutions, the growing attention
@@ -207,6 +210,7 @@ class ObjectiveConfig:
     time_mask_max_steps: int = 5
     start_stagger_max: int = 8
     chunk_sizes: tuple[int | None, ...] = (4, 8, 16, None)
+    ctc_align_delay: int | None = None
 
     def __post_init__(self) -> None:
         weights = (self.ctc_weight, self.attention_weight, self.sync_weight, self.asd_weight,
@@ -231,6 +235,8 @@ class ObjectiveConfig:
                f"objective sync_max_steps must be >= 2, got {self.sync_max_steps}")
         _check(self.time_mask_count >= 0 and self.time_mask_max_steps >= 0,
                "objective time_mask_count and time_mask_max_steps must be >= 0")
+        _check(self.ctc_align_delay is None or self.ctc_align_delay >= 1,
+               f"objective ctc_align_delay must be >= 1 step or null, got {self.ctc_align_delay}")
         _check(self.start_stagger_max >= 0,
                f"objective start_stagger_max must be >= 0, got {self.start_stagger_max}")
 

@@ -21,12 +21,48 @@ def _zero(like: torch.Tensor) -> torch.Tensor:
 
 
 def ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor, tokens: torch.Tensor,
-             token_lengths: torch.Tensor) -> torch.Tensor:
+             token_lengths: torch.Tensor, spans: torch.Tensor | None = None,
+             delay: int | None = None) -> torch.Tensor:
     """log_probs: (B, T, V) float32; lengths: (B,) steps; tokens: (B, U) padded with 0;
-    token_lengths: (B,) -> mean over clips of CTC loss per target token (blank 0)."""
+    token_lengths: (B,) -> mean over clips of CTC loss per target token (blank 0).
+    spans (B, U, 2) and delay: alignment-restricted CTC (`emission_mask`); None: plain CTC."""
+    log_probs = log_probs.float()
+    if spans is not None and delay is not None:
+        allowed = emission_mask(tokens, token_lengths, spans, log_probs.shape[1],
+                                log_probs.shape[2], delay)
+        log_probs = log_probs.masked_fill(~allowed, DISALLOWED)
     return nn.functional.ctc_loss(
-        log_probs.float().transpose(0, 1), tokens, lengths, token_lengths, blank=BLANK_ID,
+        log_probs.transpose(0, 1), tokens, lengths, token_lengths, blank=BLANK_ID,
         reduction="mean", zero_infinity=True)
+
+
+DISALLOWED: float = -1e4  # log-probability of a label CTC may not emit at a step (not -inf: no NaN)
+
+
+def emission_mask(tokens: torch.Tensor, token_lengths: torch.Tensor, spans: torch.Tensor,
+                  steps: int, vocab: int, delay: int) -> torch.Tensor:
+    """Where each token may be emitted -> (B, T, V) bool (blank always).
+
+    A word's tokens may be emitted from the middle of the word until `delay` steps after its
+    end, nowhere else. Plain CTC is free to put a label anywhere, and with whole-utterance
+    attention in the mix the tiny models learnt to emit a whole GRID sentence in the first
+    steps, before any word was spoken: fine with the whole clip in view, a blind guess in
+    160 ms chunks (docs/training.md, "The streaming gap"). Restricted to where the word is (as
+    Ar-CTC/Ar-RNN-T restrict alignments), a step's label has to come from what it has heard
+    and seen. Clips with any token of unknown span (-1) are not restricted.
+    """
+    b, u = tokens.shape
+    valid = torch.arange(u, device=tokens.device)[None, :] < token_lengths[:, None]  # (B, U)
+    start, end = spans[..., 0], spans[..., 1]
+    unknown = ((start < 0) & valid).any(dim=1)  # (B,)
+    first = start + (end - start) // 2
+    t = torch.arange(steps, device=tokens.device)[None, None, :]
+    inside = (t >= first[..., None]) & (t < (end + delay)[..., None]) & valid[..., None]
+    one_hot = nn.functional.one_hot(tokens.clamp(min=0), vocab).float()  # (B, U, V)
+    allowed = torch.einsum("but,buv->btv", inside.float(), one_hot) > 0
+    allowed[..., BLANK_ID] = True
+    allowed[unknown] = True
+    return allowed
 
 
 def attention_loss(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float

@@ -174,12 +174,20 @@ class ContrastiveGenerativeObjective:
                             audio_present=audio_present, video_present=video_present)
         return audio, visual, fusion, started
 
+    def alignment(self, batch: Batch) -> tuple[torch.Tensor | None, int | None]:
+        """(token spans, delay) for alignment-restricted CTC; (None, None) when off or the
+        batch has no spans."""
+        delay = self.config.ctc_align_delay
+        spans = batch.get("token_spans")
+        return (None, None) if delay is None or spans is None else (spans, delay)
+
     def text_losses(self, model: AVSyncModel, batch: Batch, fusion: FusionOutput
                     ) -> tuple[Metrics, Metrics]:
         """CTC on the fused features and the decoder's label-smoothed cross-entropy
         -> ({loss_ctc, loss_attention}, {attention_acc})."""
         tokens, token_lengths = batch["tokens"], batch["token_lengths"]
-        ctc = ctc_loss(fusion.log_probs, fusion.lengths, tokens, token_lengths)
+        ctc = ctc_loss(fusion.log_probs, fusion.lengths, tokens, token_lengths,
+                       *self.alignment(batch))
         inputs, targets, input_lengths = teacher_forcing(tokens, token_lengths)
         logits = model.decoder(inputs, input_lengths, fusion.memory, fusion.lengths)
         attention, accuracy = attention_loss(logits, targets, self.config.label_smoothing)
@@ -218,7 +226,7 @@ class ContrastiveGenerativeObjective:
                 ("loss_visual_ctc", model.visual_ctc, visual, c.visual_ctc_weight)):
             if head is not None:
                 losses[name] = ctc_loss(head(output.features), output.lengths, batch["tokens"],
-                                        batch["token_lengths"])
+                                        batch["token_lengths"], *self.alignment(batch))
                 total = total + weight * losses[name]
         metrics.update({"loss": total, **losses, **asd_metrics,
                         **sync_accuracy(a_embed, v_embed, valid, SYNC_MAX_SHIFT),

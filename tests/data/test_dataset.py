@@ -51,6 +51,17 @@ def test_collate_gives_the_documented_batch(cache: PreparedCache, tokenizer) -> 
         assert tokenizer.decode(batch["tokens"][b, :u[b]].tolist()) == cache[
             cache.split("train")[b]].text
         assert not batch["tokens"][b, u[b]:].any()  # padded with pad_id 0
+    assert (batch["token_spans"] == -1).all()  # sub-word tokens and no tokenizer: unknown
+    data = AVSpeechDataset(cache, "train", roi_size=CROP, tokenizer=tokenizer)
+    batch = collate([data[0], data[1]])
+    for b in range(2):  # with the tokenizer: the tokens of each timed word spell that word
+        clip = cache[cache.split("train")[b]]
+        spans = [tuple(span) for span in batch["token_spans"][b, :u[b]].tolist()]
+        assert sorted(set(spans)) == [(s, e) for _, s, e in clip.words]
+        assert [tokenizer.decode([t for t, sp in zip(batch["tokens"][b].tolist(), spans,
+                                                     strict=False) if sp == (s, e)])
+                for _, s, e in clip.words] == [w for w, _, _ in clip.words]
+        assert (batch["token_spans"][b, u[b]:] == -1).all()
 
 
 def test_eval_centre_crop_and_audio_scale(cache: PreparedCache) -> None:
@@ -89,6 +100,8 @@ def test_max_steps_cuts_at_word_boundaries(cache: PreparedCache, tokenizer) -> N
         steps = sample["video"].shape[0]
         assert steps <= 8 and sample["audio"].shape[0] == steps * 640
         texts.add(tokenizer.decode(sample["tokens"].tolist()))
+        spans = sample["token_spans"].numpy()  # the window's words, re-based to its start
+        assert spans[0, 0] == 0 and (np.diff(spans[:, 0]) >= 0).all() and spans.max() <= steps
     assert texts <= {"GOOD MORNING", "MORNING TO", "TO YOU", "YOU"} and len(texts) > 1
     window = choose_window(clip.steps, clip.words, 8, np.random.default_rng(0))
     assert window.last - window.first <= 8 and window.words[0][1] == 0
