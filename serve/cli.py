@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="silence that ends a segment (default: the runtime's endpointing)")
     parser.add_argument("--max-segment-ms", type=int, default=None,
                         help="longest segment before a final is forced (default: the runtime's)")
+    parser.add_argument("--no-second-pass", action="store_true",
+                        help="finals from the streaming pass alone (default: each segment is "
+                             "re-read whole at its end, far more accurate, one model run more)")
     parser.add_argument("--media-threads", type=int, default=defaults.media_threads)
     parser.add_argument("--batch-max", type=int, default=defaults.batch_max)
     parser.add_argument("--batch-wait-ms", type=float, default=defaults.batch_wait_ms)
@@ -118,7 +121,8 @@ def engine_config_from_args(args: argparse.Namespace) -> RuntimeEngineConfig:
 
     given = {"trailing_blank_ms": args.trailing_blank_ms, "max_segment_ms": args.max_segment_ms}
     endpoint = EndpointConfig(**{k: v for k, v in given.items() if v is not None})
-    return RuntimeEngineConfig(recognizer=RecognizerConfig(endpoint=endpoint))
+    return RuntimeEngineConfig(recognizer=RecognizerConfig(
+        endpoint=endpoint, second_pass=not args.no_second_pass))
 
 
 def main(argv: list[str]) -> int:

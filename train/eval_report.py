@@ -42,10 +42,20 @@ def markdown(result: dict[str, Any]) -> str:
     clips = result["asr"]["av"][snrs[0]]["clips"]
     lines += ["", f"{clips} clips; babble of other {result['split']} clips, seed "
               f"{result['seed']}; video-only input hears no audio, so its row is the same at "
-              "every SNR.", "", "| task | metric | value | on |", "|---|---|---|---|"]
+              "every SNR.", "", _decoding_line(result["model"]), "",
+              "| task | metric | value | on |", "|---|---|---|---|"]
     lines.append(_sync_row(result["sync"]))
     lines.append(_asd_row(result["asd"]))
     return "\n".join(lines) + "\n"
+
+
+def _decoding_line(model: dict[str, Any]) -> str:
+    """How the transcripts were made: a live stream's finals, or one decode per clip."""
+    chunk = model.get("chunk_steps", "?")
+    chunk_text = "whole clips" if chunk == "full" else f"{chunk}-step chunks"
+    transcripts = model.get("transcripts", "one decode per clip")
+    return (f"Transcripts: {transcripts}; the model read {chunk_text}, beam "
+            f"{model.get('beam', '?')}, CTC weight {model.get('ctc_weight', '?')}.")
 
 
 def _sync_row(sync: dict[str, Any]) -> str:

@@ -201,6 +201,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk", default="stream",
                    help="attention chunk: 'stream' (the model's streaming chunk, default), "
                         "'full' (whole utterance) or a number of steps")
+    p.add_argument("--finals", action="store_true",
+                   help="model directories: transcripts are the streaming recogniser's finals "
+                        "(endpointing, then each segment re-read whole: the second pass), what "
+                        "a live stream gets; without it each clip is decoded once from its "
+                        "--chunk outputs (the first pass alone with the default 'stream')")
     p.add_argument("--beam", type=int, default=8, help="CTC prefix beam width (default 8)")
     p.add_argument("--ctc-weight", type=float, default=0.5,
                    help="CTC share of the rescoring score; 1 = no decoder rescoring")
@@ -242,8 +247,12 @@ def main(argv: list[str] | None = None) -> int:
                         max_clips=args.max_clips, sync_offsets=offsets, sync=not args.no_sync,
                         asd=not args.no_asd, scenes=args.scenes, max_scenes=args.max_scenes,
                         seed=args.seed)
+    options: dict[str, Any] = {"finals": True} if args.finals else {}
+    if args.finals and args.model.is_file():
+        raise ConfigError("--finals needs an exported model directory (the runtime's "
+                          "recogniser); export the checkpoint first: avsync export CKPT --out DIR")
     backend = open_backend(args.model, threads=args.threads, chunk=_chunk(args.chunk),
-                           beam=args.beam, ctc_weight=args.ctc_weight)
+                           beam=args.beam, ctc_weight=args.ctc_weight, **options)
     result = evaluate(backend, PreparedCache(args.cache), config)
     paths = write_outputs(result, args.out or default_out(args.model))
     print(markdown(result))

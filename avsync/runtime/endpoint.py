@@ -46,6 +46,16 @@ class Endpointer:
         self.segment_steps = 0
         self.trailing_blanks = 0
 
+    @property
+    def at_max_length(self) -> bool:
+        """The segment is `max_segment_ms` long: it must close now."""
+        return self.segment_steps * self.step_ms >= self.config.max_segment_ms
+
+    def defer(self) -> None:
+        """A FINAL was not taken (a second look heard speech in the trailing blanks): count
+        the trailing blanks again from here."""
+        self.trailing_blanks = 0
+
     def update(self, blank_is_best: bool, has_text: bool) -> Endpoint:
         """One step: was the blank its most likely label, and does the best hypothesis of the
         segment hold any text yet? -> what to do now."""
@@ -54,7 +64,7 @@ class Endpointer:
         c, ms = self.config, self.step_ms
         if has_text and self.trailing_blanks * ms >= c.trailing_blank_ms:
             return Endpoint.FINAL
-        if self.segment_steps * ms >= c.max_segment_ms:
+        if self.at_max_length:
             return Endpoint.FINAL if has_text else Endpoint.RESET
         if not has_text and self.segment_steps * ms >= c.max_silence_ms:
             return Endpoint.RESET

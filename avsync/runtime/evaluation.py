@@ -5,7 +5,9 @@ It has the two methods of the evaluation seam (`train/eval_backend.py`'s `EvalBa
 `transcribe(clips)` -> text by CTC prefix beam search with attention-decoder rescoring over
 each whole clip, the same decoding the checkpoint backend does, so a checkpoint and its export
 are compared like for like. `chunk=None` streams each clip as a single chunk, which is the
-model's full-utterance mode (a step attends to the whole clip).
+model's full-utterance mode (a step attends to the whole clip). With `finals=True` the
+transcripts are instead what a live stream gets: the `StreamingRecognizer`'s finals
+(endpointing, the second pass over each segment, rescoring), clips batched in lockstep.
 """
 
 from __future__ import annotations
@@ -17,23 +19,26 @@ from typing import Any
 from avsync.errors import ConfigError
 from avsync.runtime.ctc import decode_rescored
 from avsync.runtime.loader import load_model
-from avsync.runtime.offline import ClipInput, ClipOutputs, run_clips
+from avsync.runtime.offline import ClipInput, ClipOutputs, run_clips, transcribe_clips, transcript
+from avsync.runtime.recognizer import RecognizerConfig
 from avsync.runtime.words import tokens_to_text
 
 
 class RuntimeBackend:
     """`avsync.runtime` behind the evaluation seam. chunk: "stream" (the card's chunk), an
-    int, or None (whole clips); ctc_weight 1 turns rescoring off."""
+    int, or None (whole clips); ctc_weight 1 turns rescoring off; finals: transcripts are the
+    recogniser's finals (then `chunk` only sets what `run` streams, for sync and ASD)."""
 
     def __init__(self, path: Path, chunk: int | None | str = "stream", beam: int = 8,
-                 ctc_weight: float = 0.5, threads: int = 1, int8: bool = False) -> None:
+                 ctc_weight: float = 0.5, threads: int = 1, int8: bool = False,
+                 finals: bool = False) -> None:
         if not 0.0 <= ctc_weight <= 1.0 or beam < 1:
             raise ConfigError(f"need beam >= 1 and ctc_weight in [0, 1], got {beam}, {ctc_weight}")
         self.path = Path(path)
         self.model = load_model(self.path, threads=threads, int8=int8)
         card = self.model.card
         self.chunk = card.chunk_steps if chunk == "stream" else chunk
-        self.beam, self.ctc_weight = beam, ctc_weight
+        self.beam, self.ctc_weight, self.finals = beam, ctc_weight, finals
         self.roi_stored = card.roi.stored
         self._special = {card.blank_id, card.bos_id, card.eos_id}
 
@@ -41,7 +46,9 @@ class RuntimeBackend:
         card = self.model.card
         return {"backend": "onnx-runtime", "path": str(self.path), "model": card.model_name,
                 "int8": self.model.int8, "chunk_steps": self.chunk or "full", "beam": self.beam,
-                "ctc_weight": self.ctc_weight, "training": card.training}
+                "ctc_weight": self.ctc_weight, "training": card.training,
+                "transcripts": "finals (first pass in chunks, second pass over each segment)"
+                if self.finals else "one decode per clip"}
 
     def run(self, clips: Sequence[ClipInput]) -> list[ClipOutputs]:
         if self.chunk is not None:
@@ -50,6 +57,10 @@ class RuntimeBackend:
         return [run_clips(self.model, [clip], max(clip.steps(n), 1))[0] for clip in clips]
 
     def transcribe(self, clips: Sequence[ClipInput]) -> list[str]:
+        if self.finals:
+            config = RecognizerConfig(beam=self.beam, ctc_weight=self.ctc_weight,
+                                      rescore=self.ctc_weight < 1.0)
+            return [transcript(f) for f in transcribe_clips(self.model, clips, config)]
         return [self.decode(outputs) for outputs in self.run(clips)]
 
     def decode(self, outputs: ClipOutputs) -> str:

@@ -114,6 +114,34 @@ def transcribe_clip(model: Model, clip: ClipInput, config: RecognizerConfig | No
     return list(recognizer.finals)
 
 
+def transcribe_clips(model: Model, clips: Sequence[ClipInput],
+                     config: RecognizerConfig | None = None, batch_size: int = 16
+                     ) -> list[list[Final]]:
+    """`transcribe_clip` for many clips at once: up to `batch_size` recognisers advance in
+    lockstep, one `Model.advance` per chunk index (as a server batches its sessions)."""
+    c, n = model.card.chunk_steps, model.card.samples_per_step
+    finals: list[list[Final]] = []
+    for first in range(0, len(clips), batch_size):
+        group = list(clips[first:first + batch_size])
+        lengths = [clip.steps(n) for clip in group]
+        recognizers = [StreamingRecognizer(model, config, audio=clip.audio is not None,
+                                           video=clip.rois is not None) for clip in group]
+        for start in range(0, max(lengths, default=0), c):
+            active = [i for i, length in enumerate(lengths) if start < length]
+            requests = []
+            for i in active:
+                r = _request(model, group[i], recognizers[i].state, start,
+                             min(start + c, lengths[i]))
+                requests.append(recognizers[i].request(r.audio, r.faces, r.primary_face,
+                                                       r.steps))
+            for i, result in zip(active, model.advance(requests), strict=True):
+                recognizers[i].accept(result)
+        for recognizer in recognizers:
+            recognizer.finish()
+            finals.append(list(recognizer.finals))
+    return finals
+
+
 def transcript(finals: Sequence[Final]) -> str:
     """The text of a stream: its finals joined by spaces."""
     return " ".join(f.text for f in finals if f.text)

@@ -1,10 +1,14 @@
 """`StreamingRecognizer`: partial hypotheses and immutable finals from a stream of chunks.
 
 Per step: the CTC prefix beam search advances, the endpointer looks at the trailing blanks.
-At an endpoint the n-best of the segment is rescored by the attention decoder over the
-segment's fusion memory (score = ctc_weight * CTC + (1 - ctc_weight) * decoder), the winner is
-aligned to the log-probabilities (Viterbi) for word timings and confidences, and a `Final` is
-emitted: it never changes afterwards, and the next segment starts from an empty beam.
+At an endpoint the segment is read again, whole (the second pass, `RecognizerConfig.
+second_pass`): its kept media run through the same step graphs as one chunk from a fresh state,
+so every step sees the whole segment instead of at most a chunk of look-ahead. A CTC prefix
+beam search over those log-probabilities gives the n-best, the attention decoder rescores it
+over the segment's fusion memory (score = ctc_weight * CTC + (1 - ctc_weight) * decoder), the
+winner is aligned to the log-probabilities (Viterbi) for word timings and confidences, and a
+`Final` is emitted: it never changes afterwards, and the next segment starts from an empty beam.
+Partials come from the first pass alone (160 ms chunks for the tiny model).
 
 Two ways in:
 - one stream on its own: `feed(audio=..., frames=...)` as media arrives (any sizes; the
@@ -28,6 +32,7 @@ from avsync.errors import ConfigError, MediaError
 from avsync.runtime.ctc import PrefixBeamSearch, align, rescore
 from avsync.runtime.endpoint import Endpoint, EndpointConfig, Endpointer
 from avsync.runtime.model import ChunkRequest, ChunkResult, Model, TrackId
+from avsync.runtime.segment_media import SegmentMedia
 from avsync.runtime.words import Word, timed_words, tokens_to_text
 
 FEED_TRACK: int = 0  # the face track id `feed` uses for its frames
@@ -42,6 +47,7 @@ class RecognizerConfig:
     rescore: bool = True
     ctc_weight: float = 0.5
     tail_padding_steps: int = 12  # 480 ms of silence after the end of a stream
+    second_pass: bool = True  # finals re-read their segment whole (see the module docstring)
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
 
     def __post_init__(self) -> None:
@@ -108,6 +114,7 @@ class StreamingRecognizer:
         self._end_limit_step: int | None = None  # set by finish: words end by the real end
         self._saw_audio = False
         self._finished = False
+        self._media = SegmentMedia(self.card.samples_per_step)  # for the second pass
         self._start_segment(0)
 
     # segment bookkeeping ---------------------------------------------------------------------
@@ -119,6 +126,7 @@ class StreamingRecognizer:
         self._memory: list[np.ndarray] = []
         self._endpointer.reset()
         self._partial = ""
+        self._media.drop_before(step)
 
     @property
     def partial(self) -> str:
@@ -140,7 +148,15 @@ class StreamingRecognizer:
         if primary_face is not None and primary_face in faces and len(faces[primary_face]):
             self._last_face = (primary_face, faces[primary_face][-1])
         self._saw_audio |= audio is not None
-        return ChunkRequest(self.state, audio, faces, primary_face, steps)
+        return self._kept(ChunkRequest(self.state, audio, faces, primary_face, steps))
+
+    def _kept(self, request: ChunkRequest) -> ChunkRequest:
+        """Keep the request's media for the second pass (when on); -> the request."""
+        if self.config.second_pass:
+            steps = self.model.check(request)
+            face = None if request.primary_face is None else request.faces[request.primary_face]
+            self._media.add(self.state.steps, steps, request.audio, face)
+        return request
 
     def accept(self, result: ChunkResult, *, padding: bool = False) -> list[Event]:
         """Consume one chunk's result -> new events (finals first, then the latest partial)."""
@@ -157,7 +173,12 @@ class StreamingRecognizer:
             has_text = bool(self._search.best.tokens)
             decision = self._endpointer.update(int(row.argmax()) == blank, has_text)
             if decision is Endpoint.FINAL:
-                final = self._close(result.start_step + k + 1)
+                next_step = result.start_step + k + 1
+                reread = self._second_pass(next_step)
+                if self._speech_goes_on(reread[1]):
+                    self._endpointer.defer()
+                    continue
+                final = self._close(next_step, reread)
                 if final is not None:
                     events.append(final)
             elif decision is Endpoint.RESET:
@@ -168,20 +189,46 @@ class StreamingRecognizer:
             events.append(Partial(self._segment, text, self._segment_start * self.card.step_ms))
         return events
 
-    def _choose(self, memory: np.ndarray) -> tuple[int, ...]:
+    def _choose(self, search: PrefixBeamSearch, memory: np.ndarray) -> tuple[int, ...]:
         """The segment's winning tokens: CTC n-best rescored by the attention decoder."""
-        nbest = self._search.nbest(self.config.nbest)
+        nbest = search.nbest(self.config.nbest)
         if not self.config.rescore or len(nbest) == 1:
             return nbest[0].tokens
         decoder = self.model.score(memory, [h.tokens for h in nbest])
         return rescore(nbest, decoder, self.config.ctc_weight).tokens
 
-    def _close(self, next_step: int) -> Final | None:
-        """End the open segment at `next_step` -> its Final (None if it decodes to nothing)."""
+    def _second_pass(self, next_step: int) -> tuple[PrefixBeamSearch, np.ndarray, np.ndarray]:
+        """The open segment read again as one chunk from a fresh state -> (its search, CTC
+        log-probs, memory); the first pass's own when off or the media was not all kept."""
+        first = (self._search, np.stack(self._log_probs), np.stack(self._memory))
+        if not self.config.second_pass:
+            return first
+        request = self._media.request(self._segment_start, next_step, self.model.new_state())
+        if request is None or next_step - self._segment_start != len(self._log_probs):
+            return first
+        result = self.model.advance([request])[0]
+        c = self.config
+        search = PrefixBeamSearch(c.beam, c.token_beam, c.prune, self.card.blank_id)
+        search.advance(result.ctc_logprobs)
+        return search, result.ctc_logprobs, result.memory
+
+    def _speech_goes_on(self, log_probs: np.ndarray) -> bool:
+        """Does the second pass read words in the trailing blanks the first pass endpointed
+        on? (A streaming pass that falls silent mid-sentence would otherwise cut it in two.)
+        Never at the segment's maximum length, nor without a second pass."""
+        if not self.config.second_pass or self._endpointer.at_max_length:
+            return False
+        trailing = -(-self.config.endpoint.trailing_blank_ms // self.card.step_ms)
+        return bool((log_probs[-trailing:].argmax(axis=-1) != self.card.blank_id).any())
+
+    def _close(self, next_step: int, reread: tuple[PrefixBeamSearch, np.ndarray, np.ndarray]
+               | None = None) -> Final | None:
+        """End the open segment at `next_step` -> its Final (None if it decodes to nothing).
+        reread: the segment's second pass when the caller already ran it."""
         final = None
         if self._log_probs:
-            log_probs = np.stack(self._log_probs)
-            tokens = self._choose(np.stack(self._memory))
+            search, log_probs, memory = reread or self._second_pass(next_step)
+            tokens = self._choose(search, memory)
             spans = align(log_probs, tokens, self.card.blank_id)
             words = timed_words(tokens, spans, log_probs, self.card.vocab, self._special,
                                 offset_step=self._segment_start, step_ms=self.card.step_ms)
@@ -276,7 +323,7 @@ class StreamingRecognizer:
             if self._last_face is not None:
                 primary, frame = self._last_face
                 faces = {primary: np.repeat(frame[None], c, axis=0)}
-            request = ChunkRequest(self.state, audio, faces, primary, c)
+            request = self._kept(ChunkRequest(self.state, audio, faces, primary, c))
             events += [e for e in self.accept(self.model.advance([request])[0], padding=True)
                        if isinstance(e, Final)]
             left -= c

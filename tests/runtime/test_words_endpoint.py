@@ -53,13 +53,15 @@ def test_endpoint_after_trailing_blanks_only_when_something_was_said() -> None:
     assert e.update(False, True) is Endpoint.NONE
     decisions = [e.update(True, True) for _ in range(5)]  # 200 ms of blanks after speech
     assert decisions == [Endpoint.NONE] * 4 + [Endpoint.FINAL]
+    e.defer()  # the second pass still heard words: count the trailing blanks again
+    assert [e.update(True, True) for _ in range(5)] == [Endpoint.NONE] * 4 + [Endpoint.FINAL]
 
 
 def test_endpoint_on_long_segments() -> None:
     e = Endpointer(EndpointConfig(trailing_blank_ms=200, max_silence_ms=400,
                                   max_segment_ms=400), step_ms=40)
     decisions = [e.update(False, True) for _ in range(10)]
-    assert decisions == [Endpoint.NONE] * 9 + [Endpoint.FINAL]
+    assert decisions == [Endpoint.NONE] * 9 + [Endpoint.FINAL] and e.at_max_length
 
 
 def test_endpoint_config_is_checked() -> None:

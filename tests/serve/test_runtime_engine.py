@@ -72,7 +72,10 @@ def test_one_model_advance_per_batch_with_every_stream_and_face(model: Model, mo
                                                                    strict=True)])
         for i, output in enumerate(outputs):
             batched_out[i].append(output)
-    assert calls == [[2, 2, 2]] * len(inputs[0])
+    # the streaming pass: one call per batch; besides it, each endpoint's second pass re-reads
+    # its one segment (one request, the primary face only)
+    assert [c for c in calls if c != [1]] == [[2, 2, 2]] * len(inputs[0])
+    assert calls.count([1]) >= sum(len(o.finals) for out in batched_out for o in out) > 0
     for i, stream in enumerate(alone):
         for chunk in inputs[i]:
             alone_out[i] += engine.advance([(stream, chunk)])

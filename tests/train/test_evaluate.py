@@ -98,3 +98,26 @@ def test_exported_model_dir_is_evaluated_through_the_runtime(
                     torch_result["asr"][modality][snr][metric], abs=0.02), (modality, snr)
     assert onnx["asd"]["map"] == pytest.approx(torch_result["asd"]["map"], abs=0.02)
     assert onnx["sync"]["windows"] == torch_result["sync"]["windows"]
+
+    # --finals: the transcripts are what a live stream gets (the recogniser's finals, clips in
+    # lockstep), equal to streaming each clip on its own
+    from avsync.data.cache import PreparedCache
+    from avsync.runtime import RecognizerConfig, load_model
+    from avsync.runtime.offline import ClipInput, transcribe_clip, transcript
+    from train.eval_data import load_clips
+    from train.eval_metrics import error_rates
+
+    finals_out = tmp_path / "finals"
+    assert eval_main([str(model_dir), "--cache", str(corpus.cache), "--out", str(finals_out),
+                      "--finals", "--snrs", "clean", "--no-sync", "--no-asd"]) == 0
+    finals = json.loads((finals_out / "eval.json").read_text())
+    assert finals["model"]["transcripts"].startswith("finals")
+    model = load_model(model_dir)
+    clips = load_clips(PreparedCache(corpus.cache), "test")
+    alone = [transcript(transcribe_clip(model, ClipInput(c.audio, c.rois), RecognizerConfig()))
+             for c in clips]
+    assert finals["asr"]["av"]["clean"]["wer"] == pytest.approx(
+        error_rates([c.text for c in clips], alone)["wer"])
+    with pytest.raises(ConfigError, match="--finals needs an exported model directory"):
+        eval_main([str(short_run / "checkpoints" / "last.ckpt"), "--cache", str(corpus.cache),
+                   "--finals"])

@@ -1,0 +1,71 @@
+"""The second pass: at an endpoint the recogniser re-reads the segment's media as one chunk."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from runtime_helpers import random_chunk
+
+from avsync.runtime import Model, RecognizerConfig, StreamingRecognizer
+from avsync.runtime.ctc import PrefixBeamSearch, rescore
+from avsync.runtime.segment_media import SECOND_PASS_TRACK, SegmentMedia
+
+CONFIG = RecognizerConfig(tail_padding_steps=3)
+
+
+def whole_segment_tokens(model: Model, audio: np.ndarray, rois: np.ndarray,
+                         config: RecognizerConfig) -> tuple[int, ...]:
+    """What a final must hold: the segment (media + tail padding, last frame held) run as one
+    chunk from a fresh state, beam-searched and rescored."""
+    pad = config.tail_padding_steps
+    audio = np.concatenate([audio, np.zeros(pad * model.card.samples_per_step, np.float32)])
+    rois = np.concatenate([rois, np.repeat(rois[-1:], pad, axis=0)])
+    from avsync.runtime.model import ChunkRequest
+
+    result = model.advance([ChunkRequest(model.new_state(), audio, {7: rois}, 7)])[0]
+    search = PrefixBeamSearch(config.beam, config.token_beam, config.prune, model.card.blank_id)
+    search.advance(result.ctc_logprobs)
+    nbest = search.nbest(config.nbest)
+    scores = model.score(result.memory, [h.tokens for h in nbest])
+    return rescore(nbest, scores, config.ctc_weight).tokens if len(nbest) > 1 else \
+        nbest[0].tokens
+
+
+def test_a_final_is_the_whole_segment_read_as_one_chunk(model: Model) -> None:
+    audio, rois = random_chunk(model, 13, seed=41)
+    recognizer = StreamingRecognizer(model, CONFIG)
+    for s in range(0, 13, 3):  # fed in pieces; the first pass runs 2-step chunks
+        recognizer.feed(audio=audio[s * 640:(s + 3) * 640], frames=rois[s:s + 3])
+    recognizer.finish()
+    (final,) = recognizer.finals
+    assert final.tokens == whole_segment_tokens(model, audio, rois, CONFIG)
+
+    first_only = StreamingRecognizer(model, dataclasses.replace(CONFIG, second_pass=False))
+    first_only.feed(audio=audio, frames=rois)
+    first_only.finish()
+    assert first_only.finals[0] != final  # read in 2-step chunks: other log-probs (confidences)
+
+
+def test_segment_media_keeps_steps_fills_lost_faces_and_drops_the_past() -> None:
+    media = SegmentMedia(samples_per_step=4)
+    face = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    media.add(0, 2, np.ones(8, np.float32), None)  # no face yet
+    media.add(2, 2, None, face)  # no audio in this chunk
+    media.add(4, 1, np.full(4, 2, np.float32), None)  # the face was lost
+    assert (media.start, media.end) == (0, 5)
+    request = media.request(0, 5, state=None)  # type: ignore[arg-type]
+    assert request is not None and request.primary_face == SECOND_PASS_TRACK
+    np.testing.assert_array_equal(request.audio, [1] * 8 + [0] * 8 + [2] * 4)
+    rois = request.faces[SECOND_PASS_TRACK]
+    np.testing.assert_array_equal(rois, [face[0], face[0], face[0], face[1], face[1]])
+    media.drop_before(3)
+    assert (media.start, media.end) == (3, 5)
+    assert media.request(2, 5, state=None) is None  # steps no longer kept
+    tail = media.request(3, 5, state=None)  # type: ignore[arg-type]
+    assert tail is not None and tail.steps == 2
+    np.testing.assert_array_equal(tail.audio, [0] * 4 + [2] * 4)
+
+    silent = SegmentMedia(samples_per_step=4)  # a video-only stream: re-read without audio
+    silent.add(0, 2, None, face)
+    assert silent.request(0, 2, state=None).audio is None  # type: ignore[union-attr]
