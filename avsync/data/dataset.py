@@ -243,6 +243,11 @@ class LengthBucketSampler(Sampler[list[int]]):
     Deterministic for (seed, epoch). With `world_size` > 1 every rank gets the same number
     of batches: `drop_last` drops the remainder (ranks then hold disjoint clips), otherwise
     the first batches are repeated to fill the last round.
+    Every epoch has as many batches as epoch 0 (the length jitter changes the count by one or
+    two: an epoch with more drops its last batches, one with fewer repeats its first ones).
+    Lightning sizes an epoch from `len()` before the loader sets the epoch, and an epoch that
+    ended before that size skipped its validation: the bundled run of 2026-11-23 validated
+    at 11 of its 15 scheduled epochs.
     """
 
     def __init__(self, lengths: Sequence[int] | np.ndarray, max_steps_per_batch: int, *,
@@ -257,13 +262,14 @@ class LengthBucketSampler(Sampler[list[int]]):
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self._batches: tuple[int, list[list[int]]] | None = None
+        self._size: int | None = None  # batches per epoch, fixed at epoch 0's count
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def _all_batches(self) -> list[list[int]]:
-        """Every batch of this epoch, all ranks together."""
-        rng = np.random.default_rng((self.seed, self.epoch))
+    def _all_batches(self, epoch: int) -> list[list[int]]:
+        """Every batch of `epoch`, all ranks together."""
+        rng = np.random.default_rng((self.seed, epoch))
         if self.shuffle:  # jitter lengths by up to 10% so batches mix between epochs
             keys = self.lengths * rng.uniform(0.9, 1.1, size=len(self.lengths))
         else:
@@ -285,17 +291,25 @@ class LengthBucketSampler(Sampler[list[int]]):
             batches = [batches[i] for i in rng.permutation(len(batches))]
         return batches
 
-    def _rank_batches(self) -> list[list[int]]:
-        if self._batches is not None and self._batches[0] == self.epoch:
-            return self._batches[1]
-        batches = self._all_batches()
+    def _mine(self, epoch: int) -> list[list[int]]:
+        """This rank's batches of `epoch`, before the count is fixed."""
+        batches = self._all_batches(epoch)
         if self.world_size > 1:
             if self.drop_last:
                 batches = batches[:len(batches) // self.world_size * self.world_size]
             else:
                 rounds = math.ceil(len(batches) / self.world_size)
                 batches = [batches[i % len(batches)] for i in range(rounds * self.world_size)]
-        mine = batches[self.rank::self.world_size]
+        return batches[self.rank::self.world_size]
+
+    def _rank_batches(self) -> list[list[int]]:
+        if self._batches is not None and self._batches[0] == self.epoch:
+            return self._batches[1]
+        if self._size is None:
+            self._size = len(self._mine(0))
+        mine = self._mine(self.epoch)
+        if mine:
+            mine = [mine[i % len(mine)] for i in range(self._size)]
         self._batches = (self.epoch, mine)
         return mine
 

@@ -130,6 +130,12 @@ def test_sampler_buckets_by_padded_frames_and_is_deterministic() -> None:
     assert list(LengthBucketSampler(lengths, 600, seed=7)) == batches
     sampler.set_epoch(1)
     assert list(sampler) != batches and len(sampler) == len(list(sampler))
+    sizes = set()  # the jitter changes the natural count; every epoch has epoch 0's
+    for epoch in range(12):
+        sampler.set_epoch(epoch)
+        sizes.add(len(sampler._mine(epoch)))
+        assert len(list(sampler)) == len(sampler) == len(batches)
+    assert len(sizes) > 1
     ordered = list(LengthBucketSampler(lengths, 600, shuffle=False))
     assert [lengths[b].max() for b in ordered] == sorted(lengths[b].max() for b in ordered)
     assert list(LengthBucketSampler([700, 3], 600, shuffle=False)) == [[1], [0]]  # too long: alone
