@@ -3,7 +3,8 @@
 Per step: the CTC prefix beam search advances, the endpointer looks at the trailing blanks.
 At an endpoint the segment is read again, whole (the second pass, `RecognizerConfig.
 second_pass`): its kept media run through the same step graphs as one chunk from a fresh state,
-so every step sees the whole segment instead of at most a chunk of look-ahead. A CTC prefix
+so every step sees the whole segment instead of at most a chunk of look-ahead, and the lips it
+reads are chosen in hindsight from the ASD logits (`avsync.runtime.segment_media`). A CTC prefix
 beam search over those log-probabilities gives the n-best, the attention decoder rescores it
 over the segment's fusion memory (score = ctc_weight * CTC + (1 - ctc_weight) * decoder), the
 winner is aligned to the log-probabilities (Viterbi) for word timings and confidences, and a
@@ -48,6 +49,10 @@ class RecognizerConfig:
     ctc_weight: float = 0.5
     tail_padding_steps: int = 12  # 480 ms of silence after the end of a stream
     second_pass: bool = True  # finals re-read their segment whole (see the module docstring)
+    # The second pass of a segment starts this many steps before the endpoint that opened it:
+    # the first pass emits a word between its middle and a little after its end, so an
+    # endpoint after 800 ms of blanks can fall inside the next utterance's first word.
+    reread_lead_steps: int = 10
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
 
     def __post_init__(self) -> None:
@@ -58,6 +63,8 @@ class RecognizerConfig:
             raise ConfigError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
         if self.tail_padding_steps < 0:
             raise ConfigError(f"tail_padding_steps must be >= 0, got {self.tail_padding_steps}")
+        if self.reread_lead_steps < 0:
+            raise ConfigError(f"reread_lead_steps must be >= 0, got {self.reread_lead_steps}")
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,17 @@ class Final:
 
 
 Event = Partial | Final
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One reading of a segment: its CTC search, log-probs (T, V) and fusion memory (T, D),
+    the log-probs' first row being stream step `first_step`."""
+
+    search: PrefixBeamSearch
+    log_probs: np.ndarray
+    memory: np.ndarray
+    first_step: int
 
 
 class Observer(Protocol):
@@ -115,18 +133,23 @@ class StreamingRecognizer:
         self._saw_audio = False
         self._finished = False
         self._media = SegmentMedia(self.card.samples_per_step)  # for the second pass
+        self._last_word_step = 0  # where the last final's last word ended
         self._start_segment(0)
 
     # segment bookkeeping ---------------------------------------------------------------------
-    def _start_segment(self, step: int) -> None:
+    def _start_segment(self, step: int, lead: bool = True) -> None:
+        """A new segment from `step`; its second pass reads from `reread_lead_steps` earlier
+        (`lead`: not after a forced final) but never into the last final's words."""
         c = self.config
         self._search = PrefixBeamSearch(c.beam, c.token_beam, c.prune, self.card.blank_id)
         self._segment_start = step
+        self._reread_start = max(step - (c.reread_lead_steps if lead else 0),
+                                 min(self._last_word_step, step))
         self._log_probs: list[np.ndarray] = []
         self._memory: list[np.ndarray] = []
         self._endpointer.reset()
         self._partial = ""
-        self._media.drop_before(step)
+        self._media.drop_before(self._reread_start)
 
     @property
     def partial(self) -> str:
@@ -154,8 +177,8 @@ class StreamingRecognizer:
         """Keep the request's media for the second pass (when on); -> the request."""
         if self.config.second_pass:
             steps = self.model.check(request)
-            face = None if request.primary_face is None else request.faces[request.primary_face]
-            self._media.add(self.state.steps, steps, request.audio, face)
+            self._media.add(self.state.steps, steps, request.audio, request.faces,
+                            request.primary_face)
         return request
 
     def accept(self, result: ChunkResult, *, padding: bool = False) -> list[Event]:
@@ -163,6 +186,8 @@ class StreamingRecognizer:
         if not padding:
             for observer in self.observers:
                 observer.accept(result)
+        if self.config.second_pass:  # the faces' ASD logits: the second pass's lips
+            self._media.score(result.start_step, result.asd_logits)
         events: list[Event] = []
         blank = self.card.blank_id
         for k in range(result.steps):
@@ -175,7 +200,7 @@ class StreamingRecognizer:
             if decision is Endpoint.FINAL:
                 next_step = result.start_step + k + 1
                 reread = self._second_pass(next_step)
-                if self._speech_goes_on(reread[1]):
+                if self._speech_goes_on(reread.log_probs):
                     self._endpointer.defer()
                     continue
                 final = self._close(next_step, reread)
@@ -197,20 +222,21 @@ class StreamingRecognizer:
         decoder = self.model.score(memory, [h.tokens for h in nbest])
         return rescore(nbest, decoder, self.config.ctc_weight).tokens
 
-    def _second_pass(self, next_step: int) -> tuple[PrefixBeamSearch, np.ndarray, np.ndarray]:
-        """The open segment read again as one chunk from a fresh state -> (its search, CTC
-        log-probs, memory); the first pass's own when off or the media was not all kept."""
-        first = (self._search, np.stack(self._log_probs), np.stack(self._memory))
+    def _second_pass(self, next_step: int) -> Reading:
+        """The open segment read again as one chunk from a fresh state (from its reread
+        start); the first pass's own reading when off or the media was not all kept."""
+        first = Reading(self._search, np.stack(self._log_probs), np.stack(self._memory),
+                        self._segment_start)
         if not self.config.second_pass:
             return first
-        request = self._media.request(self._segment_start, next_step, self.model.new_state())
+        request = self._media.request(self._reread_start, next_step, self.model.new_state())
         if request is None or next_step - self._segment_start != len(self._log_probs):
             return first
         result = self.model.advance([request])[0]
         c = self.config
         search = PrefixBeamSearch(c.beam, c.token_beam, c.prune, self.card.blank_id)
         search.advance(result.ctc_logprobs)
-        return search, result.ctc_logprobs, result.memory
+        return Reading(search, result.ctc_logprobs, result.memory, self._reread_start)
 
     def _speech_goes_on(self, log_probs: np.ndarray) -> bool:
         """Does the second pass read words in the trailing blanks the first pass endpointed
@@ -221,17 +247,18 @@ class StreamingRecognizer:
         trailing = -(-self.config.endpoint.trailing_blank_ms // self.card.step_ms)
         return bool((log_probs[-trailing:].argmax(axis=-1) != self.card.blank_id).any())
 
-    def _close(self, next_step: int, reread: tuple[PrefixBeamSearch, np.ndarray, np.ndarray]
-               | None = None) -> Final | None:
+    def _close(self, next_step: int, reread: Reading | None = None) -> Final | None:
         """End the open segment at `next_step` -> its Final (None if it decodes to nothing).
         reread: the segment's second pass when the caller already ran it."""
         final = None
+        forced = self._endpointer.at_max_length
         if self._log_probs:
-            search, log_probs, memory = reread or self._second_pass(next_step)
-            tokens = self._choose(search, memory)
+            reading = reread or self._second_pass(next_step)
+            tokens = self._choose(reading.search, reading.memory)
+            log_probs = reading.log_probs
             spans = align(log_probs, tokens, self.card.blank_id)
             words = timed_words(tokens, spans, log_probs, self.card.vocab, self._special,
-                                offset_step=self._segment_start, step_ms=self.card.step_ms)
+                                offset_step=reading.first_step, step_ms=self.card.step_ms)
             if self._end_limit_step is not None:
                 limit = self._end_limit_step * self.card.step_ms
                 words = [Word(w.text, min(w.start_ms, limit), min(w.end_ms, limit),
@@ -243,7 +270,8 @@ class StreamingRecognizer:
                               tuple(tokens))
                 self.finals.append(final)
                 self._segment += 1
-        self._start_segment(next_step)
+                self._last_word_step = -(-words[-1].end_ms // self.card.step_ms)
+        self._start_segment(next_step, lead=not forced)
         return final
 
     # the single-stream path ------------------------------------------------------------------

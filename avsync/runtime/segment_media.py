@@ -1,28 +1,36 @@
 """`SegmentMedia`: the media of a stream's open segment, kept for the second pass.
 
-A streaming encoder reads each step with at most `chunk_steps - 1` steps of look-ahead, and the
-tiny models read words far worse that way than from the whole utterance (docs/training.md, "The
-streaming gap"). So at an endpoint the recogniser re-reads the segment whole: the step graphs
-accept a chunk of any length, and one chunk holding the whole segment, from a fresh state, is
-exactly the full-utterance attention the model was also trained with. This class keeps the
-audio and the primary face's mouth ROIs of the steps since the segment began, step-aligned, and
-builds that one chunk.
+A streaming encoder reads each step with at most `chunk_steps - 1` steps of look-ahead. At an
+endpoint the recogniser re-reads the segment whole: the step graphs accept a chunk of any
+length, and one chunk holding the whole segment, from a fresh state, is exactly the
+full-utterance attention the model was also trained with. This class keeps the audio and every
+face's mouth ROIs of the steps since the segment began, step-aligned, with the ASD logits the
+first pass gave each face, and builds that one chunk.
+
+Which lips the second pass reads is decided in hindsight. The stream had to pick its face
+causally, and moves to another face only once the ASD is clearly surer of it (about a second
+after a new speaker starts, in the two-face demo): those first words were read from the wrong,
+closed lips. The second pass reads, at each step, the face whose ASD logits averaged over the
+steps around it (`HINDSIGHT_STEPS` either side) are highest, so it switches faces where the
+turn actually changed.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from avsync.runtime.model import ChunkRequest, StreamState
+from avsync.runtime.model import ChunkRequest, StreamState, TrackId
 
 SECOND_PASS_TRACK: int = 0  # the face track id of the re-read chunk (any id does)
+HINDSIGHT_STEPS: int = 6  # ASD logits averaged over 6 steps (240 ms) each side of a step
 
 
 class SegmentMedia:
-    """Step-aligned audio and primary-face ROIs from stream step `start` on.
+    """Step-aligned audio, mouth ROIs of every face and their ASD logits from stream step
+    `start` on.
 
-    A step without audio is kept as silence and one without a primary face as None (the
-    nearest face frame stands in when the segment is re-read); a segment with no audio at all,
+    A step without audio is kept as silence and one without a face as empty (the nearest
+    chosen face frame stands in when the segment is re-read); a segment with no audio at all,
     or no face at all, is re-read without that modality, as the first pass read it.
     """
 
@@ -31,7 +39,9 @@ class SegmentMedia:
         self.start = 0
         self._audio: list[np.ndarray] = []  # one (samples_per_step,) row per step
         self._heard: list[bool] = []  # did the step have real audio
-        self._faces: list[np.ndarray | None] = []  # one (R, R) uint8 ROI or None per step
+        self._faces: list[dict[TrackId, np.ndarray]] = []  # per step: track -> (R, R) ROI
+        self._primary: list[TrackId | None] = []  # the face the stream read at each step
+        self._scores: list[dict[TrackId, float]] = []  # per step: track -> ASD logit
 
     @property
     def end(self) -> int:
@@ -39,38 +49,74 @@ class SegmentMedia:
         return self.start + len(self._audio)
 
     def add(self, start_step: int, steps: int, audio: np.ndarray | None,
-            face: np.ndarray | None) -> None:
-        """One chunk's media: audio (steps * samples_per_step,) or None, face (steps, R, R)
-        uint8 or None. Chunks arrive in stream order; a gap (never expected) restarts."""
-        if start_step != self.end:  # never expected: start over at this chunk
+            faces: dict[TrackId, np.ndarray], primary: TrackId | None) -> None:
+        """One chunk's media: audio (steps * samples_per_step,) or None, faces {track:
+        (steps, R, R) uint8}, the face the stream reads. Chunks arrive in stream order; a gap
+        (never expected) starts over."""
+        if start_step != self.end:
             self._audio, self._heard, self._faces = [], [], []
+            self._primary, self._scores = [], []
             self.start = start_step
         if audio is None:
             self._audio += [np.zeros(self.samples_per_step, np.float32)] * steps
         else:
             self._audio += list(np.asarray(audio, np.float32).reshape(steps, -1))
         self._heard += [audio is not None] * steps
-        self._faces += [None] * steps if face is None else list(face)
+        self._faces += [{t: rois[k] for t, rois in faces.items()} for k in range(steps)]
+        self._primary += [primary] * steps
+        self._scores += [{} for _ in range(steps)]
+
+    def score(self, start_step: int, asd_logits: dict[TrackId, np.ndarray]) -> None:
+        """The first pass's ASD logits {track: (C,)} for the chunk at `start_step`."""
+        for track, logits in asd_logits.items():
+            for k, logit in enumerate(np.asarray(logits, np.float32)):
+                row = start_step + k - self.start
+                if 0 <= row < len(self._scores):
+                    self._scores[row][track] = float(logit)
 
     def drop_before(self, step: int) -> None:
         """Forget the steps before `step` (a new segment begins there)."""
         cut = min(max(step - self.start, 0), len(self._audio))
-        del self._audio[:cut], self._heard[:cut], self._faces[:cut]
+        for kept in (self._audio, self._heard, self._faces, self._primary, self._scores):
+            del kept[:cut]
         self.start += cut
+
+    def _chosen_faces(self, rows: range) -> list[TrackId | None]:
+        """Per step of `rows`: the face whose ASD logits around the step are highest (among
+        the faces at that step), else the face the stream read, else None."""
+        chosen: list[TrackId | None] = []
+        for i in rows:
+            present = self._faces[i]
+            lo, hi = max(i - HINDSIGHT_STEPS, rows.start), min(i + HINDSIGHT_STEPS + 1, rows.stop)
+            means = {}
+            for track in present:
+                values = [self._scores[j][track] for j in range(lo, hi)
+                          if track in self._scores[j]]
+                if values:
+                    means[track] = float(np.mean(values))
+            if means:
+                chosen.append(max(means, key=lambda t: means[t]))
+            elif self._primary[i] in present:
+                chosen.append(self._primary[i])
+            else:
+                chosen.append(next(iter(present), None))
+        return chosen
 
     def request(self, begin: int, end: int, state: StreamState) -> ChunkRequest | None:
         """Steps [begin, end) as one chunk on `state` (a fresh one); None if not all kept."""
         if begin < self.start or end > self.end or end <= begin:
             return None
-        rows = slice(begin - self.start, end - self.start)
-        audio = np.concatenate(self._audio[rows]) if any(self._heard[rows]) else None
-        faces = self._faces[rows]
-        known = [i for i, f in enumerate(faces) if f is not None]
+        rows = range(begin - self.start, end - self.start)
+        audio = (np.concatenate(self._audio[rows.start:rows.stop])
+                 if any(self._heard[rows.start:rows.stop]) else None)
+        frames = [None if t is None else self._faces[i][t]
+                  for i, t in zip(rows, self._chosen_faces(rows), strict=True)]
+        known = [f for f in frames if f is not None]
         if not known:
             return ChunkRequest(state, audio, {}, None, end - begin)
-        filled, last = [], faces[known[0]]
-        for face in faces:  # a lost face: the last frame held (the first one before it)
-            last = face if face is not None else last
+        filled, last = [], known[0]
+        for frame in frames:  # a step without a face: the last frame held (the first before)
+            last = frame if frame is not None else last
             filled.append(last)
         rois = {SECOND_PASS_TRACK: np.stack(filled).astype(np.uint8, copy=False)}
         return ChunkRequest(state, audio, rois, SECOND_PASS_TRACK, end - begin)

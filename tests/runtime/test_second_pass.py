@@ -50,9 +50,9 @@ def test_a_final_is_the_whole_segment_read_as_one_chunk(model: Model) -> None:
 def test_segment_media_keeps_steps_fills_lost_faces_and_drops_the_past() -> None:
     media = SegmentMedia(samples_per_step=4)
     face = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
-    media.add(0, 2, np.ones(8, np.float32), None)  # no face yet
-    media.add(2, 2, None, face)  # no audio in this chunk
-    media.add(4, 1, np.full(4, 2, np.float32), None)  # the face was lost
+    media.add(0, 2, np.ones(8, np.float32), {}, None)  # no face yet
+    media.add(2, 2, None, {5: face}, 5)  # no audio in this chunk
+    media.add(4, 1, np.full(4, 2, np.float32), {}, None)  # the face was lost
     assert (media.start, media.end) == (0, 5)
     request = media.request(0, 5, state=None)  # type: ignore[arg-type]
     assert request is not None and request.primary_face == SECOND_PASS_TRACK
@@ -67,5 +67,27 @@ def test_segment_media_keeps_steps_fills_lost_faces_and_drops_the_past() -> None
     np.testing.assert_array_equal(tail.audio, [0] * 4 + [2] * 4)
 
     silent = SegmentMedia(samples_per_step=4)  # a video-only stream: re-read without audio
-    silent.add(0, 2, None, face)
+    silent.add(0, 2, None, {5: face}, 5)
     assert silent.request(0, 2, state=None).audio is None  # type: ignore[union-attr]
+
+
+def test_the_second_pass_reads_the_lips_the_asd_finds_in_hindsight() -> None:
+    """Face 1 speaks for 12 steps, then face 2 for 12, while the stream kept reading face 1
+    (its causal switch lags): the re-read chunk has face 1's lips, then face 2's, switching
+    where the ASD logits around the step say the turn changed."""
+    media = SegmentMedia(samples_per_step=4)
+    one, two = np.full((24, 3, 3), 1, np.uint8), np.full((24, 3, 3), 2, np.uint8)
+    for start in range(0, 24, 4):
+        media.add(start, 4, np.zeros(16, np.float32), {1: one[start:start + 4],
+                                                        2: two[start:start + 4]}, 1)
+        steps = np.arange(start, start + 4)
+        media.score(start, {1: np.where(steps < 12, 3.0, -3.0),
+                            2: np.where(steps < 12, -3.0, 3.0)})
+    request = media.request(0, 24, state=None)  # type: ignore[arg-type]
+    assert request is not None
+    read = request.faces[SECOND_PASS_TRACK][:, 0, 0].tolist()
+    assert read == [1] * 12 + [2] * 12
+    unscored = SegmentMedia(samples_per_step=4)  # no ASD (no audio): the stream's own choice
+    unscored.add(0, 4, None, {1: one[:4], 2: two[:4]}, 2)
+    assert unscored.request(0, 4, state=None).faces[SECOND_PASS_TRACK][:, 0, 0].tolist() == \
+        [2] * 4  # type: ignore[union-attr]
