@@ -35,6 +35,14 @@ def _training_summary(run: Path) -> dict:
     return {"steps": steps, "epochs": epochs}
 
 
+def _exported(training: dict) -> str:
+    """Which checkpoint the graphs come from (best.ckpt is chosen by validation)."""
+    if "epoch" not in training or "global_step" not in training:
+        return ""
+    return (f"; the exported `{training.get('checkpoint', 'checkpoint')}` is from epoch "
+            f"{training['epoch'] + 1}, step {training['global_step']}")
+
+
 def _measured_limits(eval_dir: Path) -> str:
     """What the eval says this model is good and bad at, in words."""
     asr = json.loads((eval_dir / "eval.json").read_text()).get("asr", {})
@@ -42,14 +50,27 @@ def _measured_limits(eval_dir: Path) -> str:
         audio, av = 100 * asr["audio"]["clean"]["wer"], 100 * asr["av"]["clean"]["wer"]
     except (KeyError, TypeError):
         return ""
-    weak = (" — weak: in streaming chunks this model reads far fewer words than the same "
-            "checkpoint reads whole utterances (docs/training.md, \"The streaming gap\"); sync "
-            "and speaker detection learned well.")
+    weak = (" — weak: see docs/training.md (\"What makes the text losses learn\", \"The "
+            "streaming gap, and what closed it\") for what held earlier runs back.")
     return (f"- Recognition: clean test WER {audio:.1f} % audio-only, {av:.1f} % audio-visual"
             + (weak if audio > 30 else "."))
 
 
-def card(model_dir: Path, corpus: Path, run: Path, eval_dir: Path, recipe: str) -> str:
+def _first_pass_line(first_pass: Path | None) -> list[str]:
+    """The partials' accuracy: the first pass alone, one decode per clip."""
+    if first_pass is None:
+        return []
+    result = json.loads((first_pass / "eval.json").read_text())
+    clean = {m: 100 * result["asr"][m]["clean"]["wer"] for m in ("audio", "video", "av")}
+    chunk = result["model"].get("chunk_steps")
+    return [f"The first pass alone ({chunk}-step chunks, what the partials read; "
+            f"`avsync eval MODEL`, `{first_pass}/eval.md`): clean WER {clean['audio']:.1f} % "
+            f"audio-only, {clean['video']:.1f} % video-only, {clean['av']:.1f} % audio-visual.",
+            ""]
+
+
+def card(model_dir: Path, corpus: Path, run: Path, eval_dir: Path, recipe: str,
+         first_pass: Path | None = None) -> str:
     model = json.loads((model_dir / "model.json").read_text())
     data = json.loads((corpus / "corpus.json").read_text())
     cfg = data["config"]
@@ -73,10 +94,11 @@ def card(model_dir: Path, corpus: Path, run: Path, eval_dir: Path, recipe: str) 
         "",
         "## Recipe",
         "",
-        f"`{recipe}` (synth, index, tokenizer, prepare, fit, stream, export, eval) on 2 CPU "
-        f"cores; "
+        f"`{recipe}` (synth, index, tokenizer, prepare, fit, export, eval of the finals and of the first "
+        f"pass) on 2 CPU cores; "
         f"`avsync model info {model['model_name']}` prints the parameter count and MFLOPs per "
-        f"step. Training ran {trained['epochs']} epochs, {trained['steps']} optimiser steps.",
+        f"step. Training ran {trained['epochs']} epochs, {trained['steps']} optimiser steps"
+        + _exported(model.get("training", {})) + ".",
         "",
         "## Data",
         "",
@@ -93,6 +115,7 @@ def card(model_dir: Path, corpus: Path, run: Path, eval_dir: Path, recipe: str) 
         "",
         table,
         "",
+        *_first_pass_line(first_pass),
     ]
     if test or int8:
         lines += ["At export (`model.json` `metrics`): "
@@ -107,9 +130,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--eval", type=Path, required=True, help="folder holding eval.md")
+    parser.add_argument("--first-pass", type=Path,
+                        help="folder of an eval of the first pass alone (`avsync eval` without "
+                             "--finals): its clean WERs are quoted under the table")
     parser.add_argument("--recipe", default="train/recipes/synth-tiny.sh")
     args = parser.parse_args(argv)
-    text = card(args.model_dir, args.corpus, args.run, args.eval, args.recipe)
+    text = card(args.model_dir, args.corpus, args.run, args.eval, args.recipe, args.first_pass)
     (args.model_dir / "MODEL_CARD.md").write_text(text)
     print(f"wrote {args.model_dir / 'MODEL_CARD.md'}")
     return 0
