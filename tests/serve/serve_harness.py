@@ -267,9 +267,6 @@ def default_model_dir() -> Path | None:
 # The bundled model tracks who speaks and the AV offset well, but its streaming recognition is
 # weak (test WER 64 %, models/avsync-tiny-grid/MODEL_CARD.md): checks of its words are expected
 # to fail until a better model is trained, and strict, so they must be re-enabled when it is.
-weak_default_asr = pytest.mark.xfail(
-    strict=True, reason="the bundled model's streaming recognition is weak (test WER 64 %)")
-
 needs_default_model = pytest.mark.skipif(
     default_model_dir() is None,
     reason=f"no trained model under models/ (models/{DEFAULT_MODEL}/model.json is missing): "

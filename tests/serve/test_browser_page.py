@@ -18,7 +18,6 @@ from serve_harness import (
     needs_default_model,
     run,
     running_server,
-    weak_default_asr,
 )
 
 from avsync.media.roi import crop_mouths, whole_frame_face
@@ -124,7 +123,6 @@ def test_the_page_shows_the_runtimes_transcript_of_camera_and_microphone(
 
 
 @needs_default_model
-@weak_default_asr
 def test_the_page_shows_the_words_of_the_clip_with_the_default_model(clips, tmp_path) -> None:
     model = load_model(default_model_dir())  # type: ignore[arg-type]
     clip = clips[0]

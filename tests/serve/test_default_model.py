@@ -20,7 +20,6 @@ from serve_harness import (
     running_server,
     stream_url,
     stream_with_boxes,
-    weak_default_asr,
 )
 
 from avsync.runtime import Model, RecognizerConfig, load_model
@@ -58,7 +57,6 @@ def test_a_clip_in_real_time_is_transcribed_as_the_offline_runtime_does(
                                          RecognizerConfig()))
 
 
-@weak_default_asr
 def test_the_words_of_a_clip_are_recognised(trained: Model, clips: list[SynthClip]) -> None:
     clip = clips[0]
     messages = stream(RuntimeEngine(trained), clip.audio, clip.frames)
@@ -105,7 +103,6 @@ def test_the_speaking_face_is_found(two_faces: tuple[SynthClip, list]) -> None:
     assert speaking_p > still_p, (speaking_p, still_p)
 
 
-@weak_default_asr
 def test_the_speaking_faces_words_are_read(two_faces: tuple[SynthClip, list]) -> None:
     speaker, messages = two_faces
     assert wer(speaker.text.upper(), " ".join(final_texts(messages)).upper()) <= 0.3

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from serve_harness import needs_default_model, weak_default_asr
+from serve_harness import needs_default_model
 
 from serve.demo import DEFAULT_SAMPLE, main
 
@@ -59,7 +59,6 @@ def test_make_demo_runs_and_finds_the_speaker_of_every_turn(tmp_path: Path) -> N
 
 @needs_default_model
 @pytest.mark.slow
-@weak_default_asr
 def test_make_demo_meets_its_wer_bar(tmp_path: Path) -> None:
     """The issue's bar: --strict also wants WER <= 10 % on the sample."""
     done = _make_demo(tmp_path, "--strict", "--fast")
