@@ -46,7 +46,9 @@ class RuntimeEngineConfig:
     """How the runtime's per-stream parts are set up for every session.
 
     switch_margin: how much more likely to be speaking (a probability in [0, 1]) another face
-    must be than the face being read before recognition moves to its lips.
+    must be than the face being read before recognition moves to its lips. This is the
+    streaming pass's choice; a final's second pass picks its lips in hindsight, step by step,
+    from the ASD logits around each step (`avsync.runtime.segment_media`).
     sync_every_steps: the offset search over the window costs more than the beam search of a
     chunk, so it runs at most this often (the server reports sync at most once a second).
     """
