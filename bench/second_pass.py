@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from avsync.data.cache import PreparedCache  # noqa: E402
 from avsync.runtime import RecognizerConfig, load_model  # noqa: E402
-from avsync.runtime.model import ChunkRequest, Model  # noqa: E402
+from avsync.runtime.model import Model  # noqa: E402
 from avsync.runtime.offline import ClipInput, run_clips, transcribe_clips, transcript  # noqa: E402
 from avsync.text.metrics import wer  # noqa: E402
 from train.eval_data import load_clips  # noqa: E402
@@ -41,7 +41,8 @@ def thread_ms(work) -> float:
 
 
 def reread(model: Model, clip: ClipInput) -> None:
-    model.advance([ChunkRequest(model.new_state(), clip.audio, {0: clip.rois}, 0)])
+    """The clip as one chunk from a fresh state: what a second pass runs."""
+    run_clips(model, [clip], clip.steps(model.card.samples_per_step))
 
 
 def main(argv: list[str]) -> int:

@@ -247,10 +247,13 @@ def main(argv: list[str] | None = None) -> int:
                         max_clips=args.max_clips, sync_offsets=offsets, sync=not args.no_sync,
                         asd=not args.no_asd, scenes=args.scenes, max_scenes=args.max_scenes,
                         seed=args.seed)
-    options: dict[str, Any] = {"finals": True} if args.finals else {}
-    if args.finals and args.model.is_file():
-        raise ConfigError("--finals needs an exported model directory (the runtime's "
-                          "recogniser); export the checkpoint first: avsync export CKPT --out DIR")
+    options: dict[str, Any] = {}
+    if args.finals:
+        if args.model.is_file():
+            raise ConfigError("--finals needs an exported model directory (the runtime's "
+                              "recogniser); export the checkpoint first: avsync export CKPT "
+                              "--out DIR")
+        options["finals"] = True
     backend = open_backend(args.model, threads=args.threads, chunk=_chunk(args.chunk),
                            beam=args.beam, ctc_weight=args.ctc_weight, **options)
     result = evaluate(backend, PreparedCache(args.cache), config)

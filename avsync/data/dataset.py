@@ -95,6 +95,7 @@ class AVSpeechDataset(Dataset):
         self.tokenizer, self.train, self.noise = tokenizer, train, noise
         self.seed, self.max_steps, self.epoch = seed, max_steps, 0
         self.indices = np.asarray(cache.split(split), dtype=np.int64)
+        self._piece_counts: dict[tuple[str, ...], list[int] | None] = {}
         if self.roi_size > cache.roi_size or self.roi_size <= 0:
             raise ConfigError(f"roi_size {roi_size} must be in 1..{cache.roi_size}, the ROI "
                               f"size stored in {cache.path}")
@@ -167,14 +168,23 @@ class AVSpeechDataset(Dataset):
         if len(words) == len(tokens):  # one token a word (a word-level vocabulary)
             counts = [1] * len(words)
         elif self.tokenizer is not None:
-            pieces = [self.tokenizer.encode(w) for w, _, _ in words]
-            if [t for p in pieces for t in p] != tokens.tolist():
+            counts = self._pieces_per_word(tuple(w for w, _, _ in words), tokens)
+            if counts is None:
                 return spans
-            counts = [len(p) for p in pieces]
         else:
             return spans
         spans[:] = np.repeat(np.asarray([(s, e) for _, s, e in words], np.int64), counts, axis=0)
         return spans
+
+    def _pieces_per_word(self, words: tuple[str, ...], tokens: np.ndarray) -> list[int] | None:
+        """How many tokens each word spells (None: the words, encoded one by one, are not
+        `tokens`); remembered per word sequence, as every epoch asks again."""
+        if words not in self._piece_counts:
+            assert self.tokenizer is not None
+            pieces = [self.tokenizer.encode(w) for w in words]
+            same = [t for p in pieces for t in p] == tokens.tolist()
+            self._piece_counts[words] = [len(p) for p in pieces] if same else None
+        return self._piece_counts[words]
 
     def _add_babble(self, audio: np.ndarray, item: int, rng: np.random.Generator) -> np.ndarray:
         """Babble of other clips of this split at a random SNR; clean audio when the clip or

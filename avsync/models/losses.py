@@ -21,16 +21,13 @@ def _zero(like: torch.Tensor) -> torch.Tensor:
 
 
 def ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor, tokens: torch.Tensor,
-             token_lengths: torch.Tensor, spans: torch.Tensor | None = None,
-             delay: int | None = None) -> torch.Tensor:
+             token_lengths: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
     """log_probs: (B, T, V) float32; lengths: (B,) steps; tokens: (B, U) padded with 0;
     token_lengths: (B,) -> mean over clips of CTC loss per target token (blank 0).
-    spans (B, U, 2) and delay: alignment-restricted CTC (`emission_mask`); None: plain CTC."""
+    allowed: (B, >= T, V) bool from `emission_mask` (alignment-restricted CTC); None: plain."""
     log_probs = log_probs.float()
-    if spans is not None and delay is not None:
-        allowed = emission_mask(tokens, token_lengths, spans, log_probs.shape[1],
-                                log_probs.shape[2], delay)
-        log_probs = log_probs.masked_fill(~allowed, DISALLOWED)
+    if allowed is not None:
+        log_probs = log_probs.masked_fill(~allowed[:, :log_probs.shape[1]], DISALLOWED)
     return nn.functional.ctc_loss(
         log_probs.transpose(0, 1), tokens, lengths, token_lengths, blank=BLANK_ID,
         reduction="mean", zero_infinity=True)

@@ -25,6 +25,7 @@ from avsync.models.losses import (
     asd_loss,
     attention_loss,
     ctc_loss,
+    emission_mask,
     info_nce,
     modality_gap,
     sync_accuracy,
@@ -174,20 +175,21 @@ class ContrastiveGenerativeObjective:
                             audio_present=audio_present, video_present=video_present)
         return audio, visual, fusion, started
 
-    def alignment(self, batch: Batch) -> tuple[torch.Tensor | None, int | None]:
-        """(token spans, delay) for alignment-restricted CTC; (None, None) when off or the
-        batch has no spans."""
-        delay = self.config.ctc_align_delay
-        spans = batch.get("token_spans")
-        return (None, None) if delay is None or spans is None else (spans, delay)
+    def emission_allowed(self, batch: Batch, vocab: int) -> torch.Tensor | None:
+        """Where alignment-restricted CTC lets each label be emitted, (B, T, V), shared by
+        every CTC loss of the batch; None when off or the batch has no spans."""
+        delay, spans = self.config.ctc_align_delay, batch.get("token_spans")
+        if delay is None or spans is None:
+            return None
+        return emission_mask(batch["tokens"], batch["token_lengths"], spans,
+                             batch["video"].shape[1], vocab, delay)
 
-    def text_losses(self, model: AVSyncModel, batch: Batch, fusion: FusionOutput
-                    ) -> tuple[Metrics, Metrics]:
-        """CTC on the fused features and the decoder's label-smoothed cross-entropy
-        -> ({loss_ctc, loss_attention}, {attention_acc})."""
+    def text_losses(self, model: AVSyncModel, batch: Batch, fusion: FusionOutput,
+                    allowed: torch.Tensor | None = None) -> tuple[Metrics, Metrics]:
+        """CTC on the fused features (restricted to `allowed`, if given) and the decoder's
+        label-smoothed cross-entropy -> ({loss_ctc, loss_attention}, {attention_acc})."""
         tokens, token_lengths = batch["tokens"], batch["token_lengths"]
-        ctc = ctc_loss(fusion.log_probs, fusion.lengths, tokens, token_lengths,
-                       *self.alignment(batch))
+        ctc = ctc_loss(fusion.log_probs, fusion.lengths, tokens, token_lengths, allowed)
         inputs, targets, input_lengths = teacher_forcing(tokens, token_lengths)
         logits = model.decoder(inputs, input_lengths, fusion.memory, fusion.lengths)
         attention, accuracy = attention_loss(logits, targets, self.config.label_smoothing)
@@ -211,7 +213,8 @@ class ContrastiveGenerativeObjective:
         a_embed, v_embed = audio.embeddings[:, :steps], visual.embeddings[:, :steps]
         speaking = batch["speech_mask"][:, :steps].bool() & valid
         c, scale = self.config, model.sync_scale()
-        losses, metrics = self.text_losses(model, batch, fusion)
+        allowed = self.emission_allowed(batch, fusion.log_probs.shape[2])
+        losses, metrics = self.text_losses(model, batch, fusion, allowed)
         anchors = speaking if c.sync_speech_only else valid
         losses["loss_sync"] = info_nce(a_embed, v_embed, anchors, scale,
                                        max_steps=c.sync_max_steps, generator=generator)
@@ -226,7 +229,7 @@ class ContrastiveGenerativeObjective:
                 ("loss_visual_ctc", model.visual_ctc, visual, c.visual_ctc_weight)):
             if head is not None:
                 losses[name] = ctc_loss(head(output.features), output.lengths, batch["tokens"],
-                                        batch["token_lengths"], *self.alignment(batch))
+                                        batch["token_lengths"], allowed)
                 total = total + weight * losses[name]
         metrics.update({"loss": total, **losses, **asd_metrics,
                         **sync_accuracy(a_embed, v_embed, valid, SYNC_MAX_SHIFT),

@@ -111,7 +111,7 @@ class Model:
     # the batched streaming call --------------------------------------------------------------
     def advance(self, requests: Sequence[ChunkRequest]) -> list[ChunkResult]:
         """One chunk for each request, batched; results in request order; states updated."""
-        steps = [self.check(r) for r in requests]
+        steps = [self._check(r) for r in requests]
         results: list[ChunkResult | None] = [None] * len(requests)
         for c in sorted(set(steps)):
             group = [i for i, s in enumerate(steps) if s == c]
@@ -120,7 +120,7 @@ class Model:
                 results[i] = result
         return results  # type: ignore[return-value]
 
-    def check(self, request: ChunkRequest) -> int:
+    def _check(self, request: ChunkRequest) -> int:
         """Validate one request's arrays (converting audio to float32); -> its step count."""
         counts = set()
         if request.audio is not None:

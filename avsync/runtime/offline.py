@@ -5,7 +5,7 @@ many clips share each `Model.advance` call (one ONNX run per graph per chunk ind
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,26 +74,37 @@ def _join(results: list[ChunkResult], clip: ClipInput) -> ClipOutputs:
         else cat([r.asd_logits[TRACK] for r in results]))
 
 
+def _lockstep(model: Model, group: Sequence[ClipInput], chunk_steps: int,
+              request: Callable[[int, int, int], ChunkRequest],
+              accept: Callable[[int, ChunkResult], object]) -> None:
+    """Stream a group of clips from their starts in chunks of `chunk_steps`, one
+    `Model.advance` per chunk index: request(clip index, start, stop) -> its ChunkRequest,
+    accept(clip index, result)."""
+    lengths = [clip.steps(model.card.samples_per_step) for clip in group]
+    for start in range(0, max(lengths, default=0), chunk_steps):
+        active = [i for i, length in enumerate(lengths) if start < length]
+        requests = [request(i, start, min(start + chunk_steps, lengths[i])) for i in active]
+        for i, result in zip(active, model.advance(requests), strict=True):
+            accept(i, result)
+
+
 def run_clips(model: Model, clips: Sequence[ClipInput], chunk_steps: int | None = None,
               batch_size: int = 16) -> list[ClipOutputs]:
     """Stream every clip from a fresh state in chunks of `chunk_steps` (default: the card's);
     up to `batch_size` clips share each `advance` call. -> outputs per clip, in order."""
     c = chunk_steps or model.card.chunk_steps
-    n = model.card.samples_per_step
-    outputs: list[ClipOutputs] = []
-    for first in range(0, len(clips), batch_size):
-        group = list(clips[first:first + batch_size])
-        lengths = [clip.steps(n) for clip in group]
-        states = [model.new_state() for _ in group]
-        results: list[list[ChunkResult]] = [[] for _ in group]
-        for start in range(0, max(lengths, default=0), c):
-            active = [i for i, length in enumerate(lengths) if start < length]
-            requests = [_request(model, group[i], states[i], start, min(start + c, lengths[i]))
-                        for i in active]
-            for i, result in zip(active, model.advance(requests), strict=True):
-                results[i].append(result)
-        outputs += [_join(r, clip) for r, clip in zip(results, group, strict=True)]
-    return outputs
+    return [out for first in range(0, len(clips), batch_size)
+            for out in _run_group(model, clips[first:first + batch_size], c)]
+
+
+def _run_group(model: Model, group: Sequence[ClipInput], chunk_steps: int
+               ) -> list[ClipOutputs]:
+    states = [model.new_state() for _ in group]
+    results: list[list[ChunkResult]] = [[] for _ in group]
+    _lockstep(model, group, chunk_steps,
+              lambda i, start, stop: _request(model, group[i], states[i], start, stop),
+              lambda i, result: results[i].append(result))
+    return [_join(r, clip) for r, clip in zip(results, group, strict=True)]
 
 
 def transcribe_clip(model: Model, clip: ClipInput, config: RecognizerConfig | None = None,
@@ -119,27 +130,24 @@ def transcribe_clips(model: Model, clips: Sequence[ClipInput],
                      ) -> list[list[Final]]:
     """`transcribe_clip` for many clips at once: up to `batch_size` recognisers advance in
     lockstep, one `Model.advance` per chunk index (as a server batches its sessions)."""
-    c, n = model.card.chunk_steps, model.card.samples_per_step
-    finals: list[list[Final]] = []
-    for first in range(0, len(clips), batch_size):
-        group = list(clips[first:first + batch_size])
-        lengths = [clip.steps(n) for clip in group]
-        recognizers = [StreamingRecognizer(model, config, audio=clip.audio is not None,
-                                           video=clip.rois is not None) for clip in group]
-        for start in range(0, max(lengths, default=0), c):
-            active = [i for i, length in enumerate(lengths) if start < length]
-            requests = []
-            for i in active:
-                r = _request(model, group[i], recognizers[i].state, start,
-                             min(start + c, lengths[i]))
-                requests.append(recognizers[i].request(r.audio, r.faces, r.primary_face,
-                                                       r.steps))
-            for i, result in zip(active, model.advance(requests), strict=True):
-                recognizers[i].accept(result)
-        for recognizer in recognizers:
-            recognizer.finish()
-            finals.append(list(recognizer.finals))
-    return finals
+    return [finals for first in range(0, len(clips), batch_size)
+            for finals in _transcribe_group(model, clips[first:first + batch_size], config)]
+
+
+def _transcribe_group(model: Model, group: Sequence[ClipInput],
+                      config: RecognizerConfig | None) -> list[list[Final]]:
+    recognizers = [StreamingRecognizer(model, config, audio=clip.audio is not None,
+                                       video=clip.rois is not None) for clip in group]
+
+    def request(i: int, start: int, stop: int) -> ChunkRequest:
+        r = _request(model, group[i], recognizers[i].state, start, stop)
+        return recognizers[i].request(r.audio, r.faces, r.primary_face, r.steps)
+
+    _lockstep(model, group, model.card.chunk_steps, request,
+              lambda i, result: recognizers[i].accept(result))
+    for recognizer in recognizers:
+        recognizer.finish()
+    return [list(recognizer.finals) for recognizer in recognizers]
 
 
 def transcript(finals: Sequence[Final]) -> str:

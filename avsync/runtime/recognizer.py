@@ -133,6 +133,7 @@ class StreamingRecognizer:
         self._saw_audio = False
         self._finished = False
         self._media = SegmentMedia(self.card.samples_per_step)  # for the second pass
+        self._pending: ChunkRequest | None = None  # the request whose result comes next
         self._last_word_step = 0  # where the last final's last word ended
         self._start_segment(0)
 
@@ -174,11 +175,9 @@ class StreamingRecognizer:
         return self._kept(ChunkRequest(self.state, audio, faces, primary_face, steps))
 
     def _kept(self, request: ChunkRequest) -> ChunkRequest:
-        """Keep the request's media for the second pass (when on); -> the request."""
-        if self.config.second_pass:
-            steps = self.model.check(request)
-            self._media.add(self.state.steps, steps, request.audio, request.faces,
-                            request.primary_face)
+        """Remember the request: `accept` keeps its media for the second pass, once
+        `model.advance` has validated it and counted its steps."""
+        self._pending = request if self.config.second_pass else None
         return request
 
     def accept(self, result: ChunkResult, *, padding: bool = False) -> list[Event]:
@@ -186,7 +185,10 @@ class StreamingRecognizer:
         if not padding:
             for observer in self.observers:
                 observer.accept(result)
-        if self.config.second_pass:  # the faces' ASD logits: the second pass's lips
+        if self._pending is not None:  # media and ASD logits for the second pass
+            kept, self._pending = self._pending, None
+            self._media.add(result.start_step, result.steps, kept.audio, kept.faces,
+                            kept.primary_face)
             self._media.score(result.start_step, result.asd_logits)
         events: list[Event] = []
         blank = self.card.blank_id
@@ -225,13 +227,12 @@ class StreamingRecognizer:
     def _second_pass(self, next_step: int) -> Reading:
         """The open segment read again as one chunk from a fresh state (from its reread
         start); the first pass's own reading when off or the media was not all kept."""
-        first = Reading(self._search, np.stack(self._log_probs), np.stack(self._memory),
-                        self._segment_start)
-        if not self.config.second_pass:
-            return first
-        request = self._media.request(self._reread_start, next_step, self.model.new_state())
-        if request is None or next_step - self._segment_start != len(self._log_probs):
-            return first
+        request = None
+        if self.config.second_pass and next_step - self._segment_start == len(self._log_probs):
+            request = self._media.request(self._reread_start, next_step, self.model.new_state())
+        if request is None:
+            return Reading(self._search, np.stack(self._log_probs), np.stack(self._memory),
+                           self._segment_start)
         result = self.model.advance([request])[0]
         c = self.config
         search = PrefixBeamSearch(c.beam, c.token_beam, c.prune, self.card.blank_id)

@@ -8,7 +8,7 @@ import numpy as np
 from runtime_helpers import random_chunk
 
 from avsync.runtime import Model, RecognizerConfig, StreamingRecognizer
-from avsync.runtime.ctc import PrefixBeamSearch, rescore
+from avsync.runtime.ctc import decode_rescored
 from avsync.runtime.segment_media import SECOND_PASS_TRACK, SegmentMedia
 
 CONFIG = RecognizerConfig(tail_padding_steps=3)
@@ -24,13 +24,9 @@ def whole_segment_tokens(model: Model, audio: np.ndarray, rois: np.ndarray,
     from avsync.runtime.model import ChunkRequest
 
     result = model.advance([ChunkRequest(model.new_state(), audio, {7: rois}, 7)])[0]
-    search = PrefixBeamSearch(config.beam, config.token_beam, config.prune, model.card.blank_id)
-    search.advance(result.ctc_logprobs)
-    nbest = search.nbest(config.nbest)
-    scores = model.score(result.memory, [h.tokens for h in nbest])
-    return rescore(nbest, scores, config.ctc_weight).tokens if len(nbest) > 1 else \
-        nbest[0].tokens
-
+    return decode_rescored(result.ctc_logprobs,
+                           lambda hyps: model.score(result.memory, hyps),
+                           config.beam, config.ctc_weight).tokens
 
 def test_a_final_is_the_whole_segment_read_as_one_chunk(model: Model) -> None:
     audio, rois = random_chunk(model, 13, seed=41)
