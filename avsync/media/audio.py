@@ -14,6 +14,13 @@ from avsync.errors import MediaError
 # Timestamps closer than this to the running sample count are treated as contiguous
 # (containers often round them to 1 ms); larger jumps become silence or are cut as overlap.
 AUDIO_JITTER_S: float = 0.002
+CENTRE: str = "FC"  # the front centre channel: dialogue in 3.0, 5.1, 7.1 mixes
+# ITU-R BS.775 weights of a downmix to mono, relative to the front channels: surrounds at
+# -3 dB, the LFE left out. Channels of other names (unknown layouts) weigh 1.
+SURROUND_WEIGHT: float = 0.7071
+_WEIGHTS: dict[str, float] = {"LFE": 0.0, "LFE2": 0.0, "BL": SURROUND_WEIGHT,
+                              "BR": SURROUND_WEIGHT, "BC": SURROUND_WEIGHT,
+                              "SL": SURROUND_WEIGHT, "SR": SURROUND_WEIGHT}
 
 
 def audio_frame_to_float(frame: av.AudioFrame) -> np.ndarray:
@@ -30,13 +37,34 @@ def audio_frame_to_float(frame: av.AudioFrame) -> np.ndarray:
     return data.astype(np.float32)
 
 
+def downmix(data: np.ndarray, channels: tuple[str, ...]) -> np.ndarray:
+    """(C, n) float32 with channel names (FFmpeg's: FL, FR, FC, LFE, BL, ...) -> (n,) mono.
+
+    Where a multichannel layout has a centre channel it is taken alone: film and broadcast
+    mixes put dialogue there, and averaging it with music and effects channels would bring
+    speech down to 1/C of its level. Otherwise the BS.775 weights (surrounds at -3 dB, no
+    LFE), normalised so a signal common to every channel keeps its level: stereo is the plain
+    mean of its two channels.
+    """
+    if len(channels) > 1 and CENTRE in channels:
+        return np.ascontiguousarray(data[channels.index(CENTRE)], np.float32)
+    weights = np.array([_WEIGHTS.get(name, 1.0) for name in channels], np.float32)
+    if len(weights) != len(data) or not weights.sum():
+        weights = np.ones(len(data), np.float32)
+    return (weights @ data / weights.sum()).astype(np.float32)
+
+
+def channel_names(frame: av.AudioFrame) -> tuple[str, ...]:
+    return tuple(channel.name for channel in frame.layout.channels)
+
+
 class AudioPlacer:
     """Turns decoded frames into the samples to append to one contiguous mono signal.
 
     The first frame fixes `rate` (its native sample rate) and `start` (its time in seconds,
     minus `origin`); later frames are placed by their timestamps: a gap is filled with
-    silence, an overlap is cut, jitter below AUDIO_JITTER_S is ignored. Channels are
-    averaged (downmix of any layout to mono).
+    silence, an overlap is cut, jitter below AUDIO_JITTER_S is ignored. Any channel layout
+    is brought to mono by `downmix`.
     """
 
     def __init__(self, origin: float = 0.0) -> None:
@@ -47,7 +75,7 @@ class AudioPlacer:
 
     def place(self, frame: av.AudioFrame) -> np.ndarray:
         """(n,) float32 mono samples at `rate` that continue the signal after this frame."""
-        mono = audio_frame_to_float(frame).mean(axis=0).astype(np.float32)
+        mono = downmix(audio_frame_to_float(frame), channel_names(frame))
         if self.rate is None or self.start is None:
             self.rate = frame.sample_rate
             self.start = 0.0 if frame.time is None else frame.time - self.origin
