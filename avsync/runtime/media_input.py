@@ -1,31 +1,54 @@
-"""A media file -> what the runtime eats: 16 kHz audio and mouth ROIs at the model's size.
+"""A media file -> what the runtime eats, piece by piece: 16 kHz audio and mouth ROIs at the
+model's size, in memory that does not grow with the file's duration or resolution.
+
+Frames are scaled as they are decoded to a working size (the shorter side at most
+`WORKING_SHORT_SIDE`, what face detection needs, and never so small that the mouth box drops
+below twice the ROI), cropped to mouth ROIs at once, and only the ROIs travel on.
 
 Faces, two ways: `whole` (the frame is the face box: LRS2/LRS3-style face-centred clips and
 the synthetic corpus) or `detect` (OpenCV detection + tracking by `avsync.media.faces`, for
 arbitrary video): the track seen on most frames is the speaker whose lips are read; on frames
-where it is missing its nearest known box is held.
+where it is missing its nearest known box is held. Choosing that track needs the whole video,
+so `detect` reads the file twice: once (video only) for the boxes, which are all it keeps,
+then again for the ROIs and audio.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from math import ceil
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from avsync.errors import MediaError
+from avsync.media.decode import Damage, MediaReader
+from avsync.media.placement import FrameFormat
 from avsync.runtime.model_card import ModelCard
 from avsync.runtime.offline import ClipInput
 
 FaceMode = Literal["whole", "detect"]
+WORKING_SHORT_SIDE: int = 480  # pixels: Haar faces of 0.15 of it are 72 px, plenty
 
 
 @dataclass(frozen=True)
 class MediaInput:
+    """A whole (short) file as one ClipInput (see `load_media`)."""
+
     clip: ClipInput
     duration: float  # seconds
     faces: str  # how the mouths were found ("whole", "detect", "none")
+    damage: tuple[Damage, ...] = ()
+
+
+def working_format(roi_size: int) -> FrameFormat:
+    """Gray frames scaled to the working size for mouth ROIs of `roi_size` pixels."""
+    from avsync.media.roi import MOUTH_SIDE
+
+    return FrameFormat(gray=True, short_side=max(WORKING_SHORT_SIDE,
+                                                 ceil(2 * roi_size / MOUTH_SIDE)))
 
 
 def mouth_rois(frames: np.ndarray, size: int, faces: FaceMode) -> np.ndarray | None:
@@ -37,42 +60,150 @@ def mouth_rois(frames: np.ndarray, size: int, faces: FaceMode) -> np.ndarray | N
     height, width = frames.shape[1:3]
     if faces == "whole":
         return crop_mouths(frames, whole_frame_face(width, height), size)
-    boxes = _tracked_boxes(frames)
+    speaker = SpeakerTrack()
+    for frame in frames:
+        speaker.add(frame)
+    boxes = speaker.boxes()
     return None if boxes is None else crop_mouths(frames, boxes, size)
 
 
-def _tracked_boxes(frames: np.ndarray) -> list | None:
-    from avsync.media.faces import FaceDetector, FaceTracker, track_faces
+class SpeakerTrack:
+    """Tracks faces frame by frame and keeps only their boxes; `boxes()` then gives the box of
+    the track seen most (ties: the older track) for every frame, held where it is missing."""
 
-    per_frame = track_faces(frames, FaceTracker(FaceDetector()))
-    counts: dict[int, int] = {}
-    for faces in per_frame:
-        for face in faces:
-            counts[face.track_id] = counts.get(face.track_id, 0) + 1
-    if not counts:
-        return None
-    speaker = max(counts, key=lambda t: (counts[t], -t))
-    known = {i: f.box for i, faces in enumerate(per_frame) for f in faces
-             if f.track_id == speaker}
-    indices = np.array(sorted(known))
-    nearest = indices[np.abs(np.arange(len(frames))[:, None] - indices[None, :]).argmin(1)]
-    return [known[int(i)] for i in nearest]
+    def __init__(self) -> None:
+        from avsync.media.faces import FaceDetector, FaceTracker
+
+        self._tracker = FaceTracker(FaceDetector())
+        self._seen: dict[int, dict[int, object]] = {}  # track -> {frame index: Box}
+        self.frames = 0
+
+    def add(self, frame: np.ndarray) -> None:
+        """frame: (H, W) uint8 gray, the next frame of the video."""
+        for face in self._tracker.update(frame):
+            self._seen.setdefault(face.track_id, {})[self.frames] = face.box
+        self.frames += 1
+
+    def boxes(self) -> list | None:
+        if not self._seen:
+            return None
+        speaker = max(self._seen, key=lambda t: (len(self._seen[t]), -t))
+        known = self._seen[speaker]
+        indices = np.array(sorted(known))
+        frames = np.arange(self.frames)
+        after = np.clip(np.searchsorted(indices, frames), 0, len(indices) - 1)
+        before = np.clip(after - 1, 0, len(indices) - 1)
+        nearest = np.where(np.abs(frames - indices[before]) <= np.abs(indices[after] - frames),
+                           indices[before], indices[after])
+        return [known[int(i)] for i in nearest]
+
+
+@dataclass
+class MediaStream:
+    """A media file as a stream of ClipInput pieces for one `StreamingRecognizer`.
+
+        stream = MediaStream(path, card, audio=True, video=True, faces="whole")
+        for piece in stream.pieces(): recognizer.feed(audio=piece.audio, frames=piece.rois)
+        stream.damage, stream.duration, stream.warnings   # once the pieces are read
+
+    `has_audio`/`has_rois` (known before the first piece) say which modalities the pieces
+    carry. A modality the file lacks (or, with `detect`, a video without a face) is left out
+    with a warning; MediaError when nothing usable remains.
+    """
+
+    path: str | Path
+    card: ModelCard
+    audio: bool = True
+    video: bool = True
+    faces: FaceMode = "whole"
+    has_audio: bool = field(init=False, default=False)
+    has_rois: bool = field(init=False, default=False)
+    duration: float = field(init=False, default=0.0)
+    damage: tuple[Damage, ...] = field(init=False, default=())
+    warnings: list[str] = field(init=False, default_factory=list)
+    _boxes: list | None = field(init=False, default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._format = working_format(self.card.roi.stored)
+        with MediaReader(self.path, video=self.video, audio=self.audio,
+                         frames=self._format) as reader:
+            self._check_streams(reader)
+            self.has_audio, self.has_rois = reader.has_audio, reader.has_video
+            if self.has_rois and self.faces == "detect":
+                self._find_speaker(reader)
+
+    @property
+    def face_mode(self) -> str:
+        """How the mouths were found: "whole", "detect", or "none" (no lips read)."""
+        return self.faces if self.has_rois else "none"
+
+    def _check_streams(self, reader: MediaReader) -> None:
+        name = str(self.path)
+        still = " (its video stream is a still image, e.g. cover art)" \
+            if reader.still_image else ""
+        if self.audio and not reader.file_has_audio:
+            if not self.video:
+                raise MediaError(f"{name}: no audio stream to transcribe; the file has only "
+                                 "video: drop --audio-only to read the lips")
+            if reader.file_has_video:
+                self.warnings.append("the file has no audio: transcribed from the lips alone")
+        if self.video and not reader.file_has_video:
+            if not self.audio:
+                raise MediaError(f"{name}: no video to read lips from; the file has only "
+                                 f"audio{still}: drop --video-only")
+            if reader.still_image:
+                self.warnings.append("the video stream is a still image (cover art): "
+                                     "transcribed from the audio alone")
+
+    def _find_speaker(self, reader: MediaReader) -> None:
+        """The first read (video only): every frame's faces, then the speaker's boxes."""
+        speaker = SpeakerTrack()
+        with MediaReader(self.path, audio=False, frames=self._format) as video:
+            for piece in video.pieces():
+                for frame in piece.frames:
+                    speaker.add(frame)
+        self._boxes = speaker.boxes()
+        if self._boxes is not None:
+            return
+        if not self.audio:
+            raise MediaError(f"{self.path}: no face found in the video (--faces detect), so "
+                             "no lips to read; try --faces whole for face-centred video")
+        self.has_rois = False
+        self.warnings.append("no face found (--faces detect): transcribed from the audio "
+                             "alone")
+
+    def pieces(self) -> Iterator[ClipInput]:
+        """The file in order: ClipInput(audio (n,) float32 @ 16 kHz or None, rois (k, R, R)
+        uint8 or None), each continuing the previous piece."""
+        with MediaReader(self.path, video=self.has_rois, audio=self.has_audio,
+                         frames=self._format) as reader:
+            index = 0
+            for piece in reader.pieces():
+                rois = None
+                if self.has_rois:
+                    rois = self._crop(piece.frames, index)
+                    index += len(piece.frames)
+                yield ClipInput(piece.audio if self.has_audio else None, rois)
+            self.duration, self.damage = reader.duration, tuple(reader.damage)
+
+    def _crop(self, frames: np.ndarray, first: int) -> np.ndarray:
+        from avsync.media.roi import crop_mouths, whole_frame_face
+
+        size = self.card.roi.stored
+        if len(frames) == 0:
+            return np.zeros((0, size, size), np.uint8)
+        if self._boxes is None:
+            return crop_mouths(frames, whole_frame_face(frames.shape[2], frames.shape[1]), size)
+        last = len(self._boxes) - 1
+        boxes = [self._boxes[min(first + i, last)] for i in range(len(frames))]
+        return crop_mouths(frames, boxes, size)
 
 
 def load_media(path: str | Path, card: ModelCard, *, audio: bool = True, video: bool = True,
                faces: FaceMode = "whole") -> MediaInput:
-    """Decode `path` (any container PyAV reads) into a ClipInput for this model. A modality
-    the file lacks is left out; MediaError when nothing usable remains."""
-    from avsync.media.decode import decode_media
-
-    media = decode_media(path, gray=True, video=video, audio=audio)
-    pcm = media.audio if audio and media.has_audio and len(media.audio) else None
-    rois = None
-    if video and media.has_video:
-        rois = mouth_rois(media.frames, card.roi.stored, faces)
-    if pcm is None and rois is None:
-        wanted = " and ".join(m for m, on in (("audio", audio), ("a face", video)) if on)
-        raise MediaError(f"{path}: no {wanted} to recognise (has audio: {media.has_audio}, "
-                         f"has video: {media.has_video})")
-    return MediaInput(ClipInput(pcm, rois), media.duration,
-                      faces if rois is not None else "none")
+    """A whole (short) file as one ClipInput for this model, through `MediaStream`."""
+    stream = MediaStream(path, card, audio=audio, video=video, faces=faces)
+    pieces = list(stream.pieces())
+    pcm = np.concatenate([p.audio for p in pieces]) if stream.has_audio else None
+    rois = np.concatenate([p.rois for p in pieces]) if stream.has_rois else None
+    return MediaInput(ClipInput(pcm, rois), stream.duration, stream.face_mode, stream.damage)

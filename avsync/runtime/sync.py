@@ -70,6 +70,55 @@ def estimate_offset(audio_embed: np.ndarray, visual_embed: np.ndarray,
                       tuple(round(float(m), 6) for m in means), t)
 
 
+class RunningOffset:
+    """`estimate_offset` over a whole stream of any length, in constant memory: each pushed
+    step is paired with the last `max_shift` steps of the other modality as it arrives, and
+    the distance sums per shift are all that is kept. `result()` equals `estimate_offset` of
+    everything pushed (up to float rounding)."""
+
+    def __init__(self, max_shift: int = SYNC_MAX_SHIFT, min_overlap: int = 10,
+                 step_ms: int = STEP_MS) -> None:
+        self.max_shift, self.min_overlap, self.step_ms = max_shift, min_overlap, step_ms
+        self.steps = 0
+        self._audio: deque[np.ndarray] = deque(maxlen=max_shift)  # the last steps, oldest first
+        self._visual: deque[np.ndarray] = deque(maxlen=max_shift)
+        self._sums = np.zeros(2 * max_shift + 1)  # index s + max_shift
+        self._counts = np.zeros(2 * max_shift + 1)
+
+    def push(self, audio_embed: np.ndarray, visual_embed: np.ndarray) -> None:
+        """audio_embed, visual_embed: (C, E) of the same C steps."""
+        for a, v in zip(np.asarray(audio_embed, np.float32),
+                        np.asarray(visual_embed, np.float32), strict=True):
+            m = self.max_shift
+            earlier_v = np.stack([v, *reversed(self._visual)])  # v[t], v[t-1], ...: shifts 0, 1, ..
+            k = len(earlier_v)
+            self._sums[m:m + k] += _distances(earlier_v, a)
+            self._counts[m:m + k] += 1
+            if self._audio:  # a[t-1], a[t-2], ...: shifts -1, -2, ...
+                d = _distances(np.stack(list(reversed(self._audio))), v)
+                self._sums[m - len(d):m] += d[::-1]
+                self._counts[m - len(d):m] += 1
+            self._audio.append(a)
+            self._visual.append(v)
+            self.steps += 1
+
+    def result(self) -> SyncResult | None:
+        """The offset over everything pushed, None when shorter than max_shift + min_overlap."""
+        if self.steps < self.max_shift + self.min_overlap:
+            return None
+        means = self._sums / self._counts
+        best = int(np.argmin(means))
+        offset = best - self.max_shift
+        return SyncResult(offset, offset * self.step_ms, float(np.median(means) - means[best]),
+                          tuple(round(float(m), 6) for m in means), self.steps)
+
+
+def _distances(rows: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Euclidean distance of each row of (K, E) `rows` to (E,) `x`, as estimate_offset has it."""
+    squared = (rows * rows).sum(1) + (x * x).sum() - 2.0 * (rows @ x)
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
 class SyncEstimator:
     """Per-stream offset of one face track (default: each chunk's primary face).
 

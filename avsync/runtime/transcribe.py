@@ -2,28 +2,41 @@
 
 Each file is streamed through the same `StreamingRecognizer` a live session uses (chunking,
 endpointing, beam search, decoder rescoring, tail padding), so its segments are what a
-client of the server would get as finals. Outputs: JSON Lines (one object per file: segments
-with word timings and confidences, and the AV offset when both modalities are used), SRT, or
-plain text.
+client of the server would get as finals. The file is read piece by piece
+(`avsync.runtime.media_input.MediaStream`), so memory stays flat for any duration and
+resolution; `-` reads stdin (spooled to a temporary file: an mp4 needs its index, which may
+come last). Outputs: JSON Lines (one object per file: segments with word timings and
+confidences, the AV offset when both modalities are used, and whether the file decoded
+completely), SRT, or plain text.
+
+Every file is attempted; failures are listed on stderr at the end. Exit status: 0 when every
+file was transcribed completely, 1 when any file failed, 3 when all were transcribed but some
+were damaged (part of their media could not be decoded: `"complete": false` and the lost
+stretches in `"damage"`, and a warning on stderr).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
-from avsync.errors import ConfigError
+from avsync.errors import AvsyncError, ConfigError
 from avsync.runtime.model import ChunkResult, Model
 from avsync.runtime.recognizer import Final, StreamingRecognizer
-from avsync.runtime.sync import estimate_offset
+from avsync.runtime.sync import RunningOffset
 
 MODEL_ENV = "AVSYNC_MODEL"
+STDIN = "-"
+EXIT_FAILED: int = 1  # at least one file gave no transcript
+EXIT_DAMAGED: int = 3  # every file transcribed, at least one with media lost to damage
 
 EPILOG = f"""\
 examples:
@@ -31,10 +44,14 @@ examples:
   avsync transcribe a.mp4 b.mp4 --model models/tiny --format srt --out-dir subs/
   avsync transcribe noisy.mp4 --model models/tiny --video-only      # lip reading alone
   avsync transcribe talk.mp4 --model models/tiny --faces detect     # find the face first
+  ffmpeg -i rtsp://cam -t 60 -f matroska - | avsync transcribe - --model models/tiny
   {MODEL_ENV}=models/tiny avsync transcribe speech.wav --format txt
 
 --faces whole (default) treats every frame as the face box, as in LRS2/LRS3 and the synthetic
-corpus; --faces detect finds and tracks faces and reads the lips of the face seen most."""
+corpus; --faces detect finds and tracks faces and reads the lips of the face seen most.
+Rotated (phone) video is read upright; cover art and still images are not video.
+exit status: 0 all files transcribed completely; 1 a file failed (listed on stderr);
+3 all transcribed, but some damaged ("complete": false, the lost stretches in "damage")."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Transcribe audio/video files offline with an exported model directory "
                     "(no torch needed): audio-visual by default, or audio or video alone.")
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help=f"media files; {STDIN} for stdin")
     p.add_argument("--model", type=Path, default=os.environ.get(MODEL_ENV),
                    help=f"model directory from `avsync export` (default: ${MODEL_ENV})")
     p.add_argument("--format", choices=("json", "srt", "txt"), default="json",
@@ -54,50 +71,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--faces", choices=("whole", "detect"), default="whole",
                    help="how to find the mouth (default: whole frame is the face)")
     p.add_argument("--out-dir", type=Path,
-                   help="write <stem>.<format> per file there instead of printing")
+                   help="write one file per input there instead of printing: <stem>.<format>; "
+                        "<name>.<format> where stems collide, -2, -3 where names do")
     p.add_argument("--int8", action="store_true", help="run the int8 graphs")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
     return p
 
 
-class _Collector:
-    """Keeps the embeddings of a whole stream to estimate its AV offset at the end."""
+class _OffsetObserver:
+    """Feeds every chunk with audio and the read face to a whole-stream RunningOffset."""
 
     def __init__(self) -> None:
-        self.audio: list[np.ndarray] = []
-        self.visual: list[np.ndarray] = []
+        self.offset = RunningOffset()
 
     def accept(self, result: ChunkResult) -> None:
         track = result.primary_face
         if result.audio_embed is not None and track in result.visual_embed:
-            self.audio.append(result.audio_embed)
-            self.visual.append(result.visual_embed[track])
+            self.offset.push(result.audio_embed, result.visual_embed[track])
 
 
-def transcribe_file(model: Model, path: Path, *, audio: bool, video: bool, faces: str
-                    ) -> dict:
-    """-> {"file", "text", "segments": [...], "modality", "faces", "duration", "sync"}."""
-    from avsync.runtime.media_input import load_media
+def transcribe_file(model: Model, path: str | Path, *, audio: bool, video: bool, faces: str,
+                    name: str | None = None) -> dict:
+    """-> {"file", "text", "segments": [...], "modality", "faces", "duration", "sync",
+    "model", "complete", "damage": [...], "warnings": [...]}; `name`: what "file" says."""
+    from avsync.runtime.media_input import MediaStream
 
-    media = load_media(path, model.card, audio=audio, video=video, faces=faces)  # type: ignore[arg-type]
-    clip = media.clip
-    collector = _Collector()
-    recognizer = StreamingRecognizer(model, audio=clip.audio is not None,
-                                     video=clip.rois is not None, observers=(collector,))
-    recognizer.feed(audio=clip.audio, frames=clip.rois)
+    media = MediaStream(path, model.card, audio=audio, video=video,
+                        faces=faces)  # type: ignore[arg-type]
+    observer = _OffsetObserver()
+    recognizer = StreamingRecognizer(model, audio=media.has_audio, video=media.has_rois,
+                                     observers=(observer,))
+    for piece in media.pieces():
+        recognizer.feed(audio=piece.audio, frames=piece.rois)
     recognizer.finish()
-    sync = None
-    if collector.audio:
-        result = estimate_offset(np.concatenate(collector.audio), np.concatenate(collector.visual))
-        if result is not None:
-            sync = {"offset_ms": result.offset_ms, "confidence": round(result.confidence, 4),
-                    "convention": "positive: audio lags video"}
-    modality = "av" if clip.audio is not None and clip.rois is not None else (
-        "audio" if clip.audio is not None else "video")
-    return {"file": str(path), "text": " ".join(f.text for f in recognizer.finals),
+    offset = observer.offset.result()
+    sync = None if offset is None else {
+        "offset_ms": offset.offset_ms, "confidence": round(offset.confidence, 4),
+        "convention": "positive: audio lags video"}
+    modality = "av" if media.has_audio and media.has_rois else (
+        "audio" if media.has_audio else "video")
+    return {"file": str(path) if name is None else name,
+            "text": " ".join(f.text for f in recognizer.finals),
             "segments": [_segment(f) for f in recognizer.finals], "modality": modality,
-            "faces": media.faces, "duration": round(media.duration, 3), "sync": sync,
-            "model": model.card.model_name}
+            "faces": media.face_mode, "duration": round(media.duration, 3), "sync": sync,
+            "model": model.card.model_name, "complete": not media.damage,
+            "damage": [{"stream": d.stream, "start_s": d.start, "end_s": d.end,
+                        "lost_s": round(d.seconds, 3), "reason": d.reason}
+                       for d in media.damage],
+            "warnings": list(media.warnings)}
 
 
 def _segment(final: Final) -> dict:
@@ -126,6 +147,53 @@ def render(result: dict, fmt: str) -> str:
     return result["text"] + "\n"
 
 
+def output_names(files: Sequence[str], fmt: str) -> list[str]:
+    """One output file name per input, never two alike: <stem>.<fmt>; where different names
+    share a stem (talk.ogg, talk.webm) <name>.<fmt>; where names repeat (a/talk.mp4,
+    b/talk.mp4), -2, -3, ... after the later ones."""
+    stems = [("stdin" if f == STDIN else Path(f).stem) for f in files]
+    full = [("stdin" if f == STDIN else Path(f).name) for f in files]
+    names = [s if len({n for s2, n in zip(stems, full, strict=True) if s2 == s}) == 1 else name
+             for s, name in zip(stems, full, strict=True)]
+    taken: set[str] = set()
+    out = []
+    for name in names:
+        candidate, n = name, 1
+        while candidate.lower() in taken:  # case-insensitive file systems too
+            n += 1
+            candidate = f"{name}-{n}"
+        taken.add(candidate.lower())
+        out.append(f"{candidate}.{fmt}")
+    return out
+
+
+@contextlib.contextmanager
+def readable(file: str) -> Iterator[Path]:
+    """A path PyAV can seek in: the file itself, or stdin / a pipe copied to a temporary file
+    (chunk by chunk: memory stays flat; the copy is deleted afterwards)."""
+    path = Path(file)
+    if file != STDIN and (path.is_file() or not path.exists() or path.is_dir()):
+        yield path
+        return
+    with tempfile.NamedTemporaryFile(prefix="avsync-stdin-", suffix=".media") as spool:
+        if file == STDIN:
+            shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+        else:
+            with path.open("rb") as source:
+                shutil.copyfileobj(source, spool, 1 << 20)
+        spool.flush()
+        yield Path(spool.name)
+
+
+def _warn(file: str, result: dict) -> None:
+    for warning in result["warnings"]:
+        print(f"avsync transcribe: warning: {file}: {warning}", file=sys.stderr)
+    for damage in result["damage"]:
+        print(f"avsync transcribe: warning: {file}: {damage['stream']} "
+              f"{damage['start_s']:.2f}-{damage['end_s']:.2f} s lost "
+              f"({damage['lost_s']:.2f} s): {damage['reason']}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.model is None:
@@ -135,14 +203,42 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(args.model, threads=args.threads, int8=args.int8)
     if args.out_dir:
         args.out_dir.mkdir(parents=True, exist_ok=True)
-    for path in args.files:
-        result = transcribe_file(model, path, audio=not args.video_only,
-                                 video=not args.audio_only, faces=args.faces)
+    names = output_names(args.files, args.format)
+    failures: list[tuple[str, str]] = []
+    damaged = 0
+    for file, out_name in zip(args.files, names, strict=True):
+        try:
+            with readable(file) as path:
+                result = transcribe_file(model, path, audio=not args.video_only,
+                                         video=not args.audio_only, faces=args.faces,
+                                         name=file)
+        except AvsyncError as error:
+            failures.append((file, str(error)))
+            if args.format == "json" and not args.out_dir:
+                sys.stdout.write(json.dumps({"file": file, "error": str(error)}) + "\n")
+            continue
+        _warn(file, result)
+        damaged += not result["complete"]
         text = render(result, args.format)
         if args.out_dir:
-            (args.out_dir / f"{path.stem}.{args.format}").write_text(text, "utf-8")
+            (args.out_dir / out_name).write_text(text, "utf-8")
         else:
             if len(args.files) > 1 and args.format != "json":
-                print(f"==> {path} <==")
+                print(f"==> {file} <==")
             sys.stdout.write(text)
+            sys.stdout.flush()
+    return _summary(len(args.files), failures, damaged)
+
+
+def _summary(total: int, failures: list[tuple[str, str]], damaged: int) -> int:
+    """Lists the failures on stderr -> the exit status (see the module doc)."""
+    if failures:
+        print(f"avsync transcribe: {len(failures)} of {total} file(s) failed:", file=sys.stderr)
+        for file, reason in failures:
+            print(f"  {file}: {reason}", file=sys.stderr)
+        return EXIT_FAILED
+    if damaged:
+        print(f"avsync transcribe: {damaged} of {total} file(s) damaged: their transcripts "
+              "miss the lost stretches (\"complete\": false)", file=sys.stderr)
+        return EXIT_DAMAGED
     return 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from runtime_helpers import random_chunk
 
-from avsync.errors import ConfigError, MediaError, ModelLoadError
+from avsync.errors import ConfigError, ModelLoadError
 from avsync.media.encode import write_mp4
 from avsync.runtime import Model
 from avsync.runtime.media_input import mouth_rois
@@ -58,6 +58,7 @@ def test_modalities_and_out_dir(capsys, tmp_path: Path, clip: Path, model_dir: P
     assert main([str(clip), str(clip), "--format", "srt", "--out-dir",
                  str(tmp_path / "subs")]) == 0
     assert (tmp_path / "subs" / "talk.srt").is_file()
+    assert (tmp_path / "subs" / "talk-2.srt").is_file()  # the same name twice: no overwrite
 
 
 def test_detected_face_gives_the_same_mouth_as_its_box(model: Model) -> None:
@@ -78,7 +79,7 @@ def test_detected_face_gives_the_same_mouth_as_its_box(model: Model) -> None:
     assert mouth_rois(np.zeros((5, 64, 64), np.uint8), 20, "detect") is None  # no face
 
 
-def test_errors_name_the_problem(tmp_path: Path, clip: Path, model_dir: Path,
+def test_errors_name_the_problem(capsys, tmp_path: Path, clip: Path, model_dir: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AVSYNC_MODEL", raising=False)
     with pytest.raises(ConfigError, match="--model"):
@@ -87,5 +88,5 @@ def test_errors_name_the_problem(tmp_path: Path, clip: Path, model_dir: Path,
         main([str(clip), "--model", str(tmp_path / "nope")])
     silent = tmp_path / "silent.mp4"
     write_mp4(silent, np.zeros((10, 32, 32), np.uint8), None)
-    with pytest.raises(MediaError, match="no audio"):
-        main([str(silent), "--model", str(model_dir), "--audio-only"])
+    assert main([str(silent), "--model", str(model_dir), "--audio-only"]) == 1
+    assert "no audio stream to transcribe; the file has only video" in capsys.readouterr().err
