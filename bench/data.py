@@ -15,9 +15,6 @@ and the ratio 3 / 2, which must be at least 10: the reason the cache exists.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -26,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from record import write_result  # bench/record.py
 
 from avsync.timebase import FPS, ROI_CROP, ROI_STORED
 
@@ -117,8 +115,6 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
         "required_ratio": REQUIRED_RATIO,
         "seconds": {"synth": synth_seconds, "decode_crop": decode_seconds,
                     "cache": cache_seconds},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "processor": platform.machine()},
     }
 
 
@@ -150,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="avsync-bench-data-") as work:
         results = run(args, Path(work))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    write_result(args.out, results, indent=1)
     print(f"data pipeline, {results['clips']} synthetic clips of {results['clip_seconds_mean']} s "
           f"mean ({results['clip_seconds_range'][0]}-{results['clip_seconds_range'][1]} s), "
           f"ROI {results['roi_stored']} stored / {results['roi_crop']} crop, medians of "

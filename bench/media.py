@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import av
 import cv2
 import numpy as np
 import skimage.data
+from record import write_result  # bench/record.py
 
 from avsync.media.container_stream import ContainerStreamDecoder
 from avsync.media.decode import decode_media
@@ -181,14 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as root:
         report = {
-            "machine": {"python": platform.python_version(), "processor": platform.machine(),
-                        "av": av.__version__, "opencv": cv2.__version__, "cv2_threads": 1},
+            "versions": {"av": av.__version__, "opencv": cv2.__version__, "cv2_threads": 1},
             "decode": bench_decode(Path(root), args.seconds, args.repeats),
             "detection": bench_detection(args.repeats),
         }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    print(json.dumps(write_result(args.out, report), indent=2))
     return 0
 
 

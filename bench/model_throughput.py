@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from record import write_result  # bench/record.py
 
 from avsync.models.config import load_config
 from avsync.models.model import AVSyncModel
@@ -99,10 +100,8 @@ def main(argv: list[str] | None = None) -> int:
               "audio_encoder_fwd_bwd_steps_per_s_best": frames / audio_best,
               "load_average_1min": load,
               "target_steps_per_s": 1500, "torch": torch.__version__}
-    RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"model_throughput_{args.config}{'_bf16' if args.bf16 else ''}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    print(json.dumps(write_result(out, result), indent=2))
     return 0
 
 

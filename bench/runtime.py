@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import torch
+from record import write_result  # bench/record.py
 
 from avsync.models.config import load_config
 from avsync.models.model import AVSyncModel
@@ -235,11 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             "targets": {"onnx_fp32_speedup_vs_torch_min": 2.0, "ratio_60s_vs_5s_max": 1.2,
                         "int8_wer_increase_max_points": 1.0},
             "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
-            "cpus": os.cpu_count(),
         }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
-    print(json.dumps(result, indent=2))
+    print(json.dumps(write_result(args.out, result), indent=2))
     return 0
 
 

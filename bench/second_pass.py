@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -25,6 +24,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from record import write_result  # noqa: E402  (bench/record.py)
 
 from avsync.data.cache import PreparedCache  # noqa: E402
 from avsync.runtime import RecognizerConfig, load_model  # noqa: E402
@@ -82,7 +83,7 @@ def main(argv: list[str]) -> int:
         "command": "bench/second_pass.py " + " ".join(argv),
         "model": str(args.model.resolve().relative_to(REPO)
                      if args.model.resolve().is_relative_to(REPO) else args.model), "clips": len(clips), "chunk_steps": model.card.chunk_steps,
-        "cpus": 1, "machine": platform.machine(),
+        "threads": 1,
         "median_stream_ms_per_clip": round(statistics.median(stream_ms), 2),
         "median_reread_ms_per_clip": round(statistics.median(reread_ms), 2),
         "median_reread_over_stream": round(statistics.median(
@@ -90,9 +91,7 @@ def main(argv: list[str]) -> int:
         "median_reread_ms_per_speech_s": round(statistics.median(per_second), 2),
         "wer_percent": quality,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    print(json.dumps(write_result(args.out, result), indent=2))
     return 0
 
 

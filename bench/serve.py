@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -40,6 +39,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from record import write_result  # noqa: E402  (bench/record.py)
 
 from serve.client import StreamOptions, stream_media  # noqa: E402
 from serve.protocol import STREAM_PATH, Done, Error, Task  # noqa: E402
@@ -243,14 +244,12 @@ def main(argv: list[str]) -> int:
                   "chunk_steps": card["chunk_steps"], "roi": card["roi"]["stored"]},
         "server_args": args.server_arg or [], "notes": args.note, "clip": description,
         "clip_s": round(len(audio) / 16000, 2), "frame": list(frames.shape[1:]),
-        "repeats": args.repeats, "cpus": os.cpu_count(),
-        "machine": platform.processor() or platform.machine(),
+        "repeats": args.repeats,
         "batched": batched, "one_inference_per_session": single,
         "sessions_held": {"batched": batched["held"], "one_inference_per_session": single["held"]},
         "sessions_held_ratio": round(batched["held"] / max(1, single["held"]), 2),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_result(args.out, report)
     print(f"held: batched {batched['held']}, one-per-session {single['held']} "
           f"(ratio {report['sessions_held_ratio']}) -> {args.out}")
     return 0

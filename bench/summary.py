@@ -7,6 +7,10 @@ re-runs a benchmark runs `python bench/summary.py --write README.md` too.
     python bench/summary.py                 # print the table
     python bench/summary.py --write README.md
     python bench/summary.py --check README.md   # exit 1 if the README's copy is stale
+    python bench/summary.py --compare old/runtime.json bench/results/runtime.json
+
+Every row names the CPU kind its result was measured on (bench/record.py); ratios of two
+results are compared only within one CPU kind.
 """
 
 from __future__ import annotations
@@ -107,16 +111,48 @@ SOURCES: list[tuple[str, Callable[[dict], list[Row]]]] = [
     ("model_throughput_tiny_bf16.json", _throughput)]
 
 
+def cpu_kind(result: dict) -> str:
+    """The CPU kind a result was measured on (bench/record.py), or "not recorded"."""
+    cpu = result.get("cpu")
+    return cpu["kind"] if isinstance(cpu, dict) and "kind" in cpu else "not recorded"
+
+
 def table() -> str:
-    rows: list[Row] = []
+    rows: list[tuple[Row, str]] = []
     for name, make in SOURCES:
         data = _load(name)
         if data is not None:
-            rows += make(data)
-    lines = ["| what | median | against the same-process baseline | bench/results/ |",
-             "|---|---|---|---|"]
-    lines += [f"| {what} | {figure} | {ratio} | `{file}` |" for what, figure, ratio, file in rows]
+            rows += [(row, cpu_kind(data)) for row in make(data)]
+    lines = ["| what | median | against the same-process baseline | CPU | bench/results/ |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {what} | {figure} | {ratio} | {cpu} | `{file}` |"
+              for (what, figure, ratio, file), cpu in rows]
     return "\n".join(lines)
+
+
+def compare(before: Path, after: Path) -> list[str]:
+    """Every ratio (a key with "speedup", "ratio" or "_over_" in its name) of two results of
+    the same benchmark, side by side; refused across CPU kinds, whose ratios differ by design
+    (int8 gains with VNNI, not without)."""
+    a, b = (json.loads(p.read_text()) for p in (before, after))
+    if cpu_kind(a) != cpu_kind(b) or cpu_kind(a) == "not recorded":
+        raise SystemExit(f"not comparable: {before} ran on {cpu_kind(a)}, {after} on "
+                         f"{cpu_kind(b)}; re-run both on one CPU kind")
+    flat_a, flat_b = _ratios(a), _ratios(b)
+    return [f"{key}: {flat_a[key]} -> {flat_b[key]}" for key in flat_a if key in flat_b]
+
+
+def _ratios(data: object, prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, int | float) and not isinstance(value, bool) and any(
+                    word in key for word in ("speedup", "ratio", "_over_")):
+                out[name] = value
+            else:
+                out.update(_ratios(value, name + "."))
+    return out
 
 
 def block() -> str:
@@ -135,8 +171,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--write", type=Path, metavar="README", help="replace the README's table")
     parser.add_argument("--check", type=Path, metavar="README",
                         help="exit 1 if the README's table is not this script's output")
+    parser.add_argument("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"),
+                        help="the ratios of two results of one benchmark (same CPU kind only)")
     args = parser.parse_args(argv)
-    if args.write:
+    if args.compare:
+        print("\n".join(compare(*args.compare)))
+    elif args.write:
         args.write.write_text(args.write.read_text().replace(current(args.write), block()))
     elif args.check:
         if current(args.check) != block():

@@ -11,13 +11,13 @@ is shared, so absolute numbers move; the ratio says what parallelism buys here).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from record import write_result  # bench/record.py
 
 from avsync.data.synth.corpus import SynthConfig, generate_corpus
 
@@ -61,10 +61,8 @@ def main() -> int:
         print(f"{workers} worker(s): {rates[workers]:.2f} clips/s "
               f"({media / statistics.median(taken):.1f}x real time)")
     result["two_over_one"] = round(rates[2] / rates[1], 3)
-    result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
-                         "load_avg_1min": round(os.getloadavg()[0], 2)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    result["load_avg_1min"] = round(os.getloadavg()[0], 2)
+    write_result(args.out, result, indent=1)
     print(f"2 workers / 1 worker: {rates[2] / rates[1]:.2f}x -> {args.out}")
     return 0
 

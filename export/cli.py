@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from avsync.runtime.precision import DEFAULT_INT8_SCHEME, Int8Scheme
+
 DESCRIPTION = """\
 Export a training checkpoint to an ONNX model directory: one graph per streaming part (audio
 step with log-mel inside, visual step with ROI crop/normalisation inside, fusion step, ASD
@@ -21,6 +23,8 @@ EPILOG = """\
 examples:
   avsync export runs/tiny/checkpoints/best.ckpt --out models/tiny
   avsync export best.ckpt --out models/tiny --int8 --data data/synth/.avsync/cache
+  avsync export best.ckpt --out models/tiny --int8 --int8-scheme u8u8 --force
+  avsync export --requantize models/tiny --data data/synth/.avsync/cache   # new int8 graphs
   avsync export best.ckpt --out models/tiny-c8 --chunk-steps 8 --force
   avsync export best.ckpt --out models/x --tokenizer data/synth/.avsync/tok.model
 
@@ -31,12 +35,22 @@ the model directory is described in docs/model-format.md; run it with avsync.run
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="avsync export", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", type=Path, metavar="CKPT",
+    p.add_argument("checkpoint", type=Path, metavar="CKPT", nargs="?",
                    help="Lightning checkpoint from `avsync train` (or a plain avsync one)")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR",
-                   help="model directory to write (e.g. models/tiny)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="model directory to write (e.g. models/tiny); with --requantize, "
+                        "write there instead of replacing MODEL_DIR")
+    p.add_argument("--requantize", type=Path, metavar="MODEL_DIR",
+                   help="no checkpoint: rebuild the int8 graphs of an exported model directory "
+                        "from its fp32 graphs in --int8-scheme (with --data, the WER change "
+                        "is measured and this CPU recorded in model.json)")
     p.add_argument("--int8", action="store_true",
                    help="also write dynamically quantised *.int8.onnx graphs (MatMul/Gemm)")
+    p.add_argument("--int8-scheme", choices=[s.value for s in Int8Scheme],
+                   default=DEFAULT_INT8_SCHEME.value,
+                   help="u8s7 (default): 7-bit weights, exact on every x86-64 CPU; u8u8: "
+                        "exact everywhere, slower with VNNI; u8s8: 8-bit weights, exact only "
+                        "on CPUs with VNNI/AMX (saturates on AVX2-only CPUs)")
     p.add_argument("--chunk-steps", type=int, metavar="N",
                    help="streaming chunk in 40 ms steps for the card and the parity check "
                         "(default: the model config's chunk_size)")
@@ -48,20 +62,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-clips", type=int, default=64, metavar="N",
                    help="clips per split taken from --data (default 64)")
     p.add_argument("--max-int8-wer-increase", type=float, default=1.0, metavar="POINTS",
-                   help="refuse int8 graphs whose AV WER exceeds fp32's by more (default 1.0)")
+                   help="refuse int8 graphs whose audio, video or AV WER exceeds fp32's by "
+                        "more (default 1.0)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.requantize:
+        if args.checkpoint:
+            parser.error("--requantize takes a model directory, not a checkpoint")
+        return _requantize(args)
+    if not args.checkpoint or not args.out:
+        parser.error("give a checkpoint and --out DIR (or --requantize MODEL_DIR)")
     from export.exporter import ExportOptions, export_model
 
     card = export_model(ExportOptions(
-        checkpoint=args.checkpoint, out=args.out, int8=args.int8, chunk_steps=args.chunk_steps,
+        checkpoint=args.checkpoint, out=args.out, int8=args.int8,
+        int8_scheme=Int8Scheme(args.int8_scheme), chunk_steps=args.chunk_steps,
         tokenizer=args.tokenizer, data=args.data, max_clips=args.max_clips, force=args.force,
         max_int8_wer_increase=args.max_int8_wer_increase))
     summary = {"out": str(args.out), "model": card.model_name, "chunk_steps": card.chunk_steps,
                "int8": card.has_int8, "metrics": card.metrics}
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _requantize(args: argparse.Namespace) -> int:
+    from export.requantize import RequantizeOptions, requantize
+
+    card = requantize(RequantizeOptions(
+        model_dir=args.requantize, scheme=Int8Scheme(args.int8_scheme), data=args.data,
+        max_clips=args.max_clips, max_wer_increase=args.max_int8_wer_increase, out=args.out))
+    print(json.dumps({"out": str(args.out or args.requantize), "int8": card.metrics["int8"]},
+                     indent=2))
     return 0

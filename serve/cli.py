@@ -16,6 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from avsync.runtime.precision import add_precision_argument
 from serve.config import ServerConfig
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "ws://HOST:PORT/v1/stream, GET /healthz, GET /metrics, GET / (browser page).",
         epilog="examples:\n"
                "  avsync serve --model models/avsync-tiny-grid --port 8765\n"
-               "  avsync serve --model models/avsync-tiny-grid --int8 --threads 2\n"
+               "  avsync serve --model models/avsync-tiny-grid --precision int8 --threads 2\n"
                "  avsync serve --model models/avsync-tiny-grid --host 0.0.0.0 --token s3cret \\\n"
                "      --allowed-origin https://example.org --max-sessions 16\n"
                "  avsync stream clip.mp4 --url ws://127.0.0.1:8765/v1/stream   # a client\n\n"
@@ -84,8 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="inference threads (batches running at once)")
     parser.add_argument("--onnx-threads", type=int, default=1,
                         help="onnxruntime intra-op threads per graph and batch")
-    parser.add_argument("--int8", action="store_true",
-                        help="run the model's int8 graphs (exported with `avsync export --int8`)")
+    add_precision_argument(parser)
     parser.add_argument("--trailing-blank-ms", type=int, default=None,
                         help="silence that ends a segment (default: the runtime's endpointing)")
     parser.add_argument("--max-segment-ms", type=int, default=None,
@@ -132,7 +132,7 @@ def main(argv: list[str]) -> int:
     from serve.engine import load_engine
     from serve.server import run_server
 
-    engine = load_engine(args.model, threads=args.onnx_threads, int8=args.int8,
+    engine = load_engine(args.model, threads=args.onnx_threads, precision=args.precision,
                          config=engine_config_from_args(args))
     asyncio.run(run_server(engine, config))
     return 0

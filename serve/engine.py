@@ -104,14 +104,16 @@ class Engine(Protocol):
         ...
 
 
-def load_engine(model_dir: str | Path, threads: int = 1, int8: bool = False,
+def load_engine(model_dir: str | Path, threads: int = 1, precision: str = "fp32",
                 config: RuntimeEngineConfig | None = None) -> Engine:
     """The production engine: an exported model directory run by `avsync.runtime`.
 
-    threads: onnxruntime intra-op threads per graph; int8: the `*.int8.onnx` graphs;
+    threads: onnxruntime intra-op threads per graph; precision: fp32, int8 (the
+    `*.int8.onnx` graphs) or auto (int8 where exact and faster on this CPU);
     config: recogniser, sync and ASD settings (defaults: the runtime's). ModelLoadError names
     the file and why when the directory cannot be served.
     """
     from serve.runtime_engine import RuntimeEngine
 
-    return RuntimeEngine.load(Path(model_dir), threads=threads, int8=int8, config=config)
+    return RuntimeEngine.load(Path(model_dir), threads=threads, precision=precision,
+                              config=config)

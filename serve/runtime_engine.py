@@ -93,10 +93,11 @@ class RuntimeEngine:
                                tasks=tuple(Task))
 
     @classmethod
-    def load(cls, model_dir: Path, threads: int = 1, int8: bool = False,
+    def load(cls, model_dir: Path, threads: int = 1, precision: str = "fp32",
              config: RuntimeEngineConfig | None = None) -> RuntimeEngine:
-        """threads: onnxruntime intra-op threads per graph (the batcher adds its own)."""
-        return cls(load_model(model_dir, threads=threads, int8=int8), config)
+        """threads: onnxruntime intra-op threads per graph (the batcher adds its own);
+        precision: fp32, int8 or auto (`avsync.runtime.precision`)."""
+        return cls(load_model(model_dir, threads=threads, precision=precision), config)
 
     def open_stream(self, tasks: frozenset[Task], audio: bool, video: bool) -> RuntimeStream:
         cfg = self.config

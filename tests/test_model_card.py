@@ -27,6 +27,6 @@ def test_bundled_model_loads_and_is_small() -> None:
     from avsync.runtime import load_model
 
     assert load_model(MODEL).card.model_name == "tiny"
-    assert load_model(MODEL, int8=True).card.model_name == "tiny"
+    assert load_model(MODEL, precision="int8").card.model_name == "tiny"
     size = sum(p.stat().st_size for p in MODEL.iterdir() if p.is_file())
     assert size < 30e6, f"{MODEL} is {size / 1e6:.1f} MB"

@@ -30,12 +30,12 @@ class RuntimeBackend:
     recogniser's finals (then `chunk` only sets what `run` streams, for sync and ASD)."""
 
     def __init__(self, path: Path, chunk: int | None | str = "stream", beam: int = 8,
-                 ctc_weight: float = 0.5, threads: int = 1, int8: bool = False,
+                 ctc_weight: float = 0.5, threads: int = 1, precision: str = "fp32",
                  finals: bool = False) -> None:
         if not 0.0 <= ctc_weight <= 1.0 or beam < 1:
             raise ConfigError(f"need beam >= 1 and ctc_weight in [0, 1], got {beam}, {ctc_weight}")
         self.path = Path(path)
-        self.model = load_model(self.path, threads=threads, int8=int8)
+        self.model = load_model(self.path, threads=threads, precision=precision)
         card = self.model.card
         self.chunk = card.chunk_steps if chunk == "stream" else chunk
         self.beam, self.ctc_weight, self.finals = beam, ctc_weight, finals
@@ -45,7 +45,8 @@ class RuntimeBackend:
     def describe(self) -> dict[str, Any]:
         card = self.model.card
         return {"backend": "onnx-runtime", "path": str(self.path), "model": card.model_name,
-                "int8": self.model.int8, "chunk_steps": self.chunk or "full", "beam": self.beam,
+                "precision": self.model.precision.precision.value,
+                "chunk_steps": self.chunk or "full", "beam": self.beam,
                 "ctc_weight": self.ctc_weight, "training": card.training,
                 "transcripts": "finals (first pass in chunks, second pass over each segment)"
                 if self.finals else "one decode per clip"}

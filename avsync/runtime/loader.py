@@ -9,22 +9,27 @@ of the card equal to model.json.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from avsync.errors import ModelLoadError
 from avsync.runtime.model import Model
 from avsync.runtime.model_card import GRAPHS, ModelCard, check_metadata, read_card
-from avsync.runtime.sessions import Graph, open_session
+from avsync.runtime.precision import Int8Scheme, Precision, choose_precision
+from avsync.runtime.sessions import Graph, default_providers, open_session
+
+log = logging.getLogger(__name__)
 
 
 def load_model(model_dir: str | Path, threads: int = 1, providers: Sequence[str] | None = None,
-               int8: bool = False) -> Model:
+               precision: str | Precision = Precision.FP32) -> Model:
     """Load an exported model directory.
 
     threads: intra-op threads per graph; providers: onnxruntime execution providers (None:
-    CUDA when onnxruntime-gpu sees a GPU, else CPU); int8: use the `*.int8.onnx` graphs
-    written by `avsync export --int8`.
+    CUDA when onnxruntime-gpu sees a GPU, else CPU); precision: `fp32`, `int8` (the
+    `*.int8.onnx` graphs of `avsync export --int8`) or `auto` (int8 where it is exact and
+    faster on this CPU, `avsync.runtime.precision`); the choice is `Model.precision`.
     """
     directory = Path(model_dir)
     if not directory.is_dir():
@@ -32,17 +37,34 @@ def load_model(model_dir: str | Path, threads: int = 1, providers: Sequence[str]
                              "wrote (it holds model.json)")
     card = read_card(directory)
     _check_tokenizer(directory, card)
+    chosen = list(providers) if providers is not None else default_providers()
+    choice = choose_precision(precision, _int8_scheme(card, directory), chosen)
     graphs = {}
     for spec in GRAPHS:
-        name = card.graph_file(spec, int8)
+        name = card.graph_file(spec, choice.int8)
         if not name:
             raise ModelLoadError(f"{directory / 'model.json'}: no int8 variant of graph "
-                                 f"{spec.name}; export with `avsync export --int8`")
+                                 f"{spec.name}; export with `avsync export --int8` or load "
+                                 "with precision fp32 or auto")
         path = directory / name
-        graph = Graph(open_session(path, threads, providers), spec.inputs, spec.outputs, path)
+        graph = Graph(open_session(path, threads, chosen), spec.inputs, spec.outputs, path)
         check_metadata(graph.metadata, card, spec.name, str(path))
         graphs[spec.name] = graph
-    return Model(card, graphs, directory, int8)
+    log.info("%s: %s graphs (%s)", directory, choice.precision.value, choice.reason)
+    return Model(card, graphs, directory, choice)
+
+
+def _int8_scheme(card: ModelCard, directory: Path) -> Int8Scheme | None:
+    """The scheme all int8 graphs share, the least exact one if they differ."""
+    if not card.int8_schemes:
+        return None
+    try:
+        schemes = [Int8Scheme(s) for s in card.int8_schemes]
+    except ValueError:
+        raise ModelLoadError(f"{directory / 'model.json'}: int8_scheme {sorted(card.int8_schemes)} "
+                             f"unknown to this runtime (known: {[s.value for s in Int8Scheme]}); "
+                             "upgrade avsync or load with precision fp32") from None
+    return Int8Scheme.U8S8 if Int8Scheme.U8S8 in schemes else schemes[0]
 
 
 def _check_tokenizer(directory: Path, card: ModelCard) -> None:

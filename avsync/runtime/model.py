@@ -28,8 +28,10 @@ from avsync.runtime.model_card import (
     VISUAL_STEP,
     ModelCard,
 )
+from avsync.runtime.precision import Precision, PrecisionChoice
 from avsync.runtime.sessions import Graph
 
+FP32 = PrecisionChoice(Precision.FP32, "fp32 requested")
 TrackId = int  # a face track's id, as the face tracker and protocol number them
 
 
@@ -92,15 +94,21 @@ class Model:
     """A loaded model directory (build it with `avsync.runtime.load_model`)."""
 
     def __init__(self, card: ModelCard, graphs: dict[str, Graph], model_dir: Path,
-                 int8: bool = False) -> None:
+                 precision: PrecisionChoice = FP32) -> None:
         self.card = card
         self.graphs = graphs
         self.model_dir = model_dir
-        self.int8 = int8
+        self.precision = precision
+
+    @property
+    def int8(self) -> bool:
+        """Whether the int8 graphs run (`precision` says why)."""
+        return self.precision.int8
 
     def __repr__(self) -> str:
         return (f"Model({str(self.model_dir)!r}, name={self.card.model_name!r}, "
-                f"int8={self.int8}, chunk_steps={self.card.chunk_steps})")
+                f"precision={self.precision.precision.value}, "
+                f"chunk_steps={self.card.chunk_steps})")
 
     def new_state(self) -> StreamState:
         """The state of a fresh stream."""

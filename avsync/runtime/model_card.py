@@ -153,6 +153,14 @@ class ModelCard:
     def has_int8(self) -> bool:
         return all(self.graphs[g.name].get("int8_file") for g in GRAPHS)
 
+    @property
+    def int8_schemes(self) -> frozenset[str]:
+        """The quantisation schemes of the int8 graphs (`avsync.runtime.precision`); graphs
+        exported before the scheme was recorded are "u8s8". Empty without int8 graphs."""
+        if not self.has_int8:
+            return frozenset()
+        return frozenset(self.graphs[g.name].get("int8_scheme", "u8s8") for g in GRAPHS)
+
     # serialisation ---------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: the content of model.json (keys in declaration order)."""

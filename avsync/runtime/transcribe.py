@@ -30,6 +30,7 @@ from pathlib import Path
 
 from avsync.errors import AvsyncError, ConfigError
 from avsync.runtime.model import ChunkResult, Model
+from avsync.runtime.precision import add_precision_argument
 from avsync.runtime.recognizer import Final, StreamingRecognizer
 from avsync.runtime.sync import RunningOffset
 
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", type=Path,
                    help="write one file per input there instead of printing: <stem>.<format>; "
                         "<name>.<format> where stems collide, -2, -3 where names do")
-    p.add_argument("--int8", action="store_true", help="run the int8 graphs")
+    add_precision_argument(p)
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
     return p
 
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"no model: pass --model DIR or set {MODEL_ENV}")
     from avsync.runtime.loader import load_model
 
-    model = load_model(args.model, threads=args.threads, int8=args.int8)
+    model = load_model(args.model, threads=args.threads, precision=args.precision)
     if args.out_dir:
         args.out_dir.mkdir(parents=True, exist_ok=True)
     names = output_names(args.files, args.format)

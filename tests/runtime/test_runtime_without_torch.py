@@ -26,7 +26,7 @@ for module in pkgutil.iter_modules(avsync.runtime.__path__):
     importlib.import_module(f"avsync.runtime.{module.name}")
 from avsync.runtime.transcribe import main
 model_dir, clip = sys.argv[1], sys.argv[2]
-assert main([clip, "--model", model_dir, "--format", "json"]) == 0
+assert main([clip, "--model", model_dir, "--format", "json", "--precision", "fp32"]) == 0
 assert main([clip, "--model", model_dir, "--format", "txt", "--int8", "--video-only"]) == 0
 assert not [m for m in sys.modules if m == "torch" or m.startswith("torch.")]
 """

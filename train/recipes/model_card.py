@@ -117,11 +117,29 @@ def card(model_dir: Path, corpus: Path, run: Path, eval_dir: Path, recipe: str,
         "",
         *_first_pass_line(first_pass),
     ]
-    if test or int8:
+    if test:
         lines += ["At export (`model.json` `metrics`): "
-                  + json.dumps({"test": test, "int8": int8}, sort_keys=True), ""]
+                  + json.dumps({"test": test}, sort_keys=True), ""]
+    if int8:
+        lines += [int8_summary(int8), ""]
     lines += ["## Known limits", "", _measured_limits(eval_dir), LIMITS, ""]
     return "\n".join(lines)
+
+
+def int8_summary(int8: dict) -> str:
+    """The int8 graphs in one paragraph: scheme, WER change per modality, and the CPU that
+    measured them (int8 accuracy and speed depend on its instruction sets)."""
+    scheme = int8.get("scheme", "u8s8")
+    line = (f"int8 graphs: scheme `{scheme}` (docs/model-format.md, \"int8 graphs and CPUs\": "
+            + ("exact on every x86-64 CPU" if scheme != "u8s8" else
+               "exact only on CPUs with VNNI or AMX") + ")")
+    if "wer_increase" in int8:
+        change = ", ".join(f"{m} {v:+.2f}" for m, v in sorted(int8["wer_increase"].items()))
+        line += f"; test WER change against fp32: {change} points"
+    cpu = int8.get("cpu")
+    measured = (f"{cpu['model']} ({cpu['kind']}), onnxruntime {cpu['onnxruntime']}" if cpu
+                else "a CPU not recorded (before avsync recorded it)")
+    return line + f"; measured on {measured}. `model.json` `metrics.int8` has every figure."
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,129 @@
+"""`avsync export --requantize DIR`: new int8 graphs for an exported model, from its fp32 graphs.
+
+Why: int8 graphs of the older `u8s8` scheme are exact only on CPUs with VNNI, and a model
+directory may have been exported long before (its checkpoint gone). Re-quantising needs only
+the fp32 graphs: the int8 graphs are rebuilt in another scheme, compared with the fp32 graphs
+(max |diff| of log-probs for audio+video, audio and video), their WER change is measured on a
+prepared cache's test split, and the CPU that measured it goes into the card. As with export,
+everything happens in a staging copy and only a directory that passes replaces the original.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avsync.errors import ConfigError
+from avsync.runtime.cpu import cpu_info
+from avsync.runtime.loader import load_model
+from avsync.runtime.model import Model
+from avsync.runtime.model_card import ModelCard, read_card
+from avsync.runtime.offline import run_clips
+from avsync.runtime.precision import DEFAULT_INT8_SCHEME, Int8Scheme
+from export.clips import LabelledClip, cache_clips
+from export.evaluation import runtime_wer
+from export.quantize import QuantizationError, quantize_graphs
+
+log = logging.getLogger(__name__)
+MODES: dict[str, tuple[bool, bool]] = {"av": (True, True), "audio": (True, False),
+                                       "video": (False, True)}
+
+
+@dataclass(frozen=True)
+class RequantizeOptions:
+    model_dir: Path
+    scheme: Int8Scheme = DEFAULT_INT8_SCHEME
+    data: Path | None = None  # prepared cache: the test split measures the WER change
+    max_clips: int = 64
+    max_wer_increase: float = 1.0  # WER points, for each of audio, video and AV
+    out: Path | None = None  # None: replace model_dir
+
+
+def requantize(options: RequantizeOptions) -> ModelCard:
+    """Rebuild the int8 graphs of `options.model_dir` in `options.scheme`; -> the new card."""
+    source = options.model_dir
+    card = read_card(source)
+    target = options.out or source
+    if options.out and options.out.exists():
+        raise ConfigError(f"{options.out} already exists; choose another --out")
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        card = _quantize_and_measure(staging, card, options)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return card
+
+
+def _quantize_and_measure(staging: Path, card: ModelCard, options: RequantizeOptions
+                          ) -> ModelCard:
+    from export.exporter import write_card_everywhere  # torch: only for the export layer
+
+    quantize_graphs(staging, options.scheme)
+    graphs = {name: {**entry, "int8_file": name + ".int8.onnx",
+                     "int8_scheme": options.scheme.value} for name, entry in card.graphs.items()}
+    card = card.replace(graphs=graphs)
+    write_card_everywhere(staging, card)
+    fp32, int8 = load_model(staging, precision="fp32"), load_model(staging, precision="int8")
+    test = (cache_clips(options.data, "test", card.roi.stored, options.max_clips)
+            if options.data else [])
+    clips = test or noise_clips(card.roi.stored, card.chunk_steps)
+    metrics = dict(card.metrics)
+    metrics["int8"] = {"scheme": options.scheme.value, "cpu": cpu_info().to_json(),
+                       "reference": "the fp32 graphs (requantized)",
+                       "max_abs_diff_log_probs_per_modality": log_prob_diffs(fp32, int8, clips)}
+    if test:
+        metrics["int8"].update(wer_change(fp32, int8, test, options.max_wer_increase))
+    card = card.replace(metrics=metrics)
+    write_card_everywhere(staging, card)
+    load_model(staging, precision="int8")  # the published files load as a user's would
+    return card
+
+
+def log_prob_diffs(reference: Model, other: Model, clips: Sequence[LabelledClip]
+                   ) -> dict[str, float]:
+    """max |diff| of CTC log-probs per modality, the same clips streamed through both."""
+    out = {}
+    for mode, (audio, video) in MODES.items():
+        inputs = [c.runtime_input(audio, video) for c in clips]
+        pairs = zip(run_clips(reference, inputs), run_clips(other, inputs), strict=True)
+        out[mode] = round(max(float(np.abs(a.log_probs - b.log_probs).max())
+                              for a, b in pairs), 5)
+    return out
+
+
+def wer_change(fp32: Model, int8: Model, test: Sequence[LabelledClip], max_increase: float
+               ) -> dict:
+    """WER of both per modality and the increase; QuantizationError past `max_increase`."""
+    tables = {name: {mode: runtime_wer(model, test, *flags) for mode, flags in MODES.items()}
+              for name, model in (("fp32", fp32), ("int8", int8))}
+    increase = {m: round(tables["int8"][m]["wer"] - tables["fp32"][m]["wer"], 2) for m in MODES}
+    worst = max(increase, key=lambda m: increase[m])
+    if increase[worst] > max_increase:
+        raise QuantizationError(f"int8 {worst} WER {tables['int8'][worst]['wer']}% is "
+                                f"{increase[worst]:.2f} points above fp32, more than the "
+                                f"allowed {max_increase}; nothing was written")
+    return {"test": tables["int8"], "fp32_test": tables["fp32"], "wer_increase": increase,
+            "wer_increase_av": increase["av"]}
+
+
+def noise_clips(roi: int, chunk: int, count: int = 3, seed: int = 7) -> list[LabelledClip]:
+    """Seeded noise clips of odd lengths (never whole chunks) when no data is given."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(count):
+        steps = chunk * (5 + 2 * k) + max(1, chunk // 2)
+        audio = (0.1 * rng.standard_normal(steps * 640)).astype(np.float32)
+        rois = rng.integers(0, 256, (steps, roi, roi), dtype=np.uint8)
+        out.append(LabelledClip(f"noise-{k}", audio, rois, "", np.zeros(steps, bool)))
+    return out

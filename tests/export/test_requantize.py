@@ -1,0 +1,46 @@
+"""`avsync export --requantize`: new int8 graphs from an exported directory's fp32 graphs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from avsync.runtime import load_model
+from avsync.runtime.model_card import GRAPHS, read_card
+from avsync.runtime.precision import Int8Scheme
+from export.cli import main
+from export.quantize import QuantizationError, integer_weight_range
+from export.requantize import RequantizeOptions, requantize
+
+
+def test_requantize_switches_scheme_and_records_the_cpu(exported: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(exported, model)
+    fp32_before = (model / "audio_step.onnx").read_bytes()
+    assert main(["--requantize", str(model), "--int8-scheme", "u8u8"]) == 0
+    card = read_card(model)
+    assert card.int8_schemes == {"u8u8"} and card.metrics["int8"]["scheme"] == "u8u8"
+    assert card.metrics["int8"]["cpu"]["kind"]
+    diffs = card.metrics["int8"]["max_abs_diff_log_probs_per_modality"]
+    assert set(diffs) == {"av", "audio", "video"} and max(diffs.values()) < 0.2
+    for spec in GRAPHS:
+        assert integer_weight_range(model / spec.file(True))[0] >= 0  # uint8 weights
+    assert load_model(model, precision="int8").precision.int8
+    # the fp32 graphs keep their weights; only their metadata copy of the card changed
+    assert (model / "audio_step.onnx").read_bytes() != fp32_before
+    assert load_model(model, precision="fp32").card == card
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_requantize_with_data_measures_each_modality_and_refuses_a_loss(
+        exported: Path, cache: Path, tmp_path: Path) -> None:
+    card = requantize(RequantizeOptions(exported, Int8Scheme.U8S7, cache, out=tmp_path / "m"))
+    assert set(card.metrics["int8"]["wer_increase"]) == {"av", "audio", "video"}
+    assert card.metrics["int8"]["test"]["audio"]["clips"] == 2
+    with pytest.raises(QuantizationError, match="nothing was written"):
+        requantize(RequantizeOptions(exported, Int8Scheme.U8S7, cache, max_wer_increase=-1.0,
+                                     out=tmp_path / "refused"))
+    assert not (tmp_path / "refused").exists()
+    assert read_card(exported).int8_schemes == {"u8s7"}  # the source is never touched
