@@ -258,8 +258,11 @@ class StreamingRecognizer:
             tokens = self._choose(reading.search, reading.memory)
             log_probs = reading.log_probs
             spans = align(log_probs, tokens, self.card.blank_id)
+            levels = self._media.levels(reading.first_step,
+                                        reading.first_step + len(log_probs))
             words = timed_words(tokens, spans, log_probs, self.card.vocab, self._special,
-                                offset_step=reading.first_step, step_ms=self.card.step_ms)
+                                offset_step=reading.first_step, step_ms=self.card.step_ms,
+                                levels=levels)
             if self._end_limit_step is not None:
                 limit = self._end_limit_step * self.card.step_ms
                 words = [Word(w.text, min(w.start_ms, limit), min(w.end_ms, limit),

@@ -102,6 +102,17 @@ class SegmentMedia:
                 chosen.append(next(iter(present), None))
         return chosen
 
+    def levels(self, begin: int, end: int) -> np.ndarray | None:
+        """(end - begin,) float32: each step's audio level (RMS, dB full scale) for steps
+        [begin, end); None when they are not all kept or none had audio."""
+        if begin < self.start or end > self.end or end <= begin:
+            return None
+        rows = slice(begin - self.start, end - self.start)
+        if not any(self._heard[rows]):
+            return None
+        power = np.array([float(np.mean(np.square(a))) for a in self._audio[rows]])
+        return (10 * np.log10(np.maximum(power, 1e-12))).astype(np.float32)
+
     def request(self, begin: int, end: int, state: StreamState) -> ChunkRequest | None:
         """Steps [begin, end) as one chunk on `state` (a fresh one); None if not all kept."""
         if begin < self.start or end > self.end or end <= begin:

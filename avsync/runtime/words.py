@@ -13,6 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 
 WORD_START: str = "\u2581"
+# Word times (see timed_words). A step is speech when its level stands SPEECH_ABOVE_FLOOR_DB
+# over the segment's noise floor (digital silence, below DIGITAL_SILENCE_DB, left out); a
+# word's speech may pause MAX_CLOSURE_STEPS (a stop consonant's closure); its tokens are
+# emitted up to EMISSION_DELAY_STEPS after it (the alignment-restricted CTC delay the models
+# are trained with), and at the earliest on the step after its last sound (EMITTED_AFTER_STEPS).
+SPEECH_ABOVE_FLOOR_DB: float = 4.0
+DIGITAL_SILENCE_DB: float = -100.0
+MAX_CLOSURE_STEPS: int = 2
+EMISSION_DELAY_STEPS: int = 6
+EMITTED_AFTER_STEPS: int = 1
+# Without audio, how far before its spike a word may start: a typical word (240 ms).
+VIDEO_WORD_STEPS: int = 6
 
 
 @dataclass(frozen=True)
@@ -35,15 +47,60 @@ def tokens_to_text(tokens: Sequence[int], pieces: Sequence[str], special: set[in
     return " ".join(text.replace(WORD_START, " ").split())
 
 
+def speech_steps(levels: np.ndarray) -> np.ndarray:
+    """(T,) bool: the steps whose audio level (dB) stands SPEECH_ABOVE_FLOOR_DB over the
+    segment's noise floor: its 10th-percentile level, digital silence (the tail padding
+    after a stream's end, a muted input) left out."""
+    heard = levels[levels > DIGITAL_SILENCE_DB]
+    if not len(heard):
+        return np.zeros(len(levels), bool)
+    return levels >= np.percentile(heard, 10) + SPEECH_ABOVE_FLOOR_DB
+
+
+def speech_onset(spike: int, floor: int, speech: np.ndarray) -> int:
+    """Where the speech a token emitted at step `spike` belongs to began: from the last speech
+    step at most EMISSION_DELAY_STEPS before the spike, back over speech and pauses of at
+    most MAX_CLOSURE_STEPS (a stop consonant's closure), no earlier than `floor` (the previous
+    word's end). The spike itself when no speech comes before it."""
+    k = spike
+    while k > max(floor, spike - EMISSION_DELAY_STEPS) and not speech[k - 1]:
+        k -= 1
+    if k == floor or not speech[k - 1]:
+        return spike
+    start = k
+    while k > floor:
+        gap = 0
+        while k > floor and not speech[k - 1] and gap <= MAX_CLOSURE_STEPS:
+            k, gap = k - 1, gap + 1
+        if gap > MAX_CLOSURE_STEPS or k == floor:
+            break
+        while k > floor and speech[k - 1]:
+            k -= 1
+        start = k
+    return start
+
+
 def timed_words(tokens: Sequence[int], spans: Sequence[tuple[int, int]],
                 log_probs: np.ndarray, pieces: Sequence[str], special: set[int], *,
-                offset_step: int, step_ms: int) -> list[Word]:
+                offset_step: int, step_ms: int, levels: np.ndarray | None = None
+                ) -> list[Word]:
     """Group aligned tokens into words.
 
     tokens: ids; spans: [start, end) steps of each token within `log_probs` (from
     `ctc.align`); log_probs: (T, V) of the same segment; offset_step: the segment's first
-    step in the stream. A word runs from its first token's start to its last token's end;
-    its confidence is the geometric mean of its tokens' aligned posteriors.
+    step in the stream; levels: (T,) audio level per step in dB, or None without audio.
+    Its confidence is the geometric mean of its tokens' aligned posteriors.
+
+    Times: a CTC model emits a word's tokens in a spike at the word's END (ours are trained
+    to emit between its middle and a few steps after it: alignment-restricted CTC, and they
+    emit as late as the evidence needs), so the first token's span marks where the word
+    ends, not where it starts; taken as the start it stamped words a word-length late (250 ms
+    on the synthetic corpus). A word ends where the last step of its last token's span
+    begins (the spike comes on the step after the word's last sound). With audio, it starts
+    where the speech before its first token's spike began (`speech_onset`), but not before
+    the previous word's end; without audio (lip reading alone) at the previous word's end,
+    but at most a word-length (`VIDEO_WORD_STEPS`) before its spike. bench/word_times.py
+    measures the result against the synthetic corpus's word timings.
     """
     words: list[tuple[str, int, int, list[float]]] = []
     for token, (start, end) in zip(tokens, spans, strict=True):
@@ -54,10 +111,18 @@ def timed_words(tokens: Sequence[int], spans: Sequence[tuple[int, int]],
         else:
             text, first, _, previous = words[-1]
             words[-1] = (text + piece, first, end, previous + scores)
+    speech = None if levels is None else speech_steps(levels)
     out = []
-    for text, start, end, scores in words:
+    floor = 0
+    for text, spike, end, scores in words:
         if not text:
             continue
+        if speech is not None:
+            start = speech_onset(spike, floor, speech)
+        else:
+            start = max(floor, spike - VIDEO_WORD_STEPS)
+        end = max(start + 1, end - EMITTED_AFTER_STEPS)
+        floor = end
         confidence = float(np.exp(np.mean(scores))) if scores else 0.0
         out.append(Word(text, (offset_step + start) * step_ms, (offset_step + end) * step_ms,
                         round(min(max(confidence, 0.0), 1.0), 4)))
