@@ -8,7 +8,7 @@ import pytest
 import skimage.data
 
 from avsync.errors import MediaError
-from avsync.media.jpeg import decode_jpeg
+from avsync.media.jpeg import decode_jpeg, jpeg_size
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +67,25 @@ def test_zeroed_block_raises(jpeg) -> None:
 def test_non_jpeg_input_raises(data) -> None:
     with pytest.raises(MediaError):
         decode_jpeg(data)
+
+
+@pytest.mark.parametrize("progressive", [0, 1])
+def test_the_frame_size_is_read_from_the_header(photo_rgb, progressive) -> None:
+    ok, encoded = cv2.imencode(".jpg", photo_rgb, [cv2.IMWRITE_JPEG_PROGRESSIVE, progressive])
+    assert ok
+    assert jpeg_size(encoded.tobytes()) == (320, 240)
+
+
+def test_a_jpeg_declaring_too_many_pixels_is_refused_before_decoding(jpeg) -> None:
+    import time
+
+    data = bytearray(jpeg)
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = (16000).to_bytes(2, "big") * 2  # claims 16000x16000
+    began = time.process_time()
+    with pytest.raises(MediaError, match="16000x16000"):
+        decode_jpeg(bytes(data), max_pixels=1920 * 1080)
+    assert time.process_time() - began < 0.01  # the header alone; 256 MB never allocated
+    assert decode_jpeg(jpeg, max_pixels=320 * 240).shape == (240, 320)
+    with pytest.raises(MediaError, match="more than the"):
+        decode_jpeg(jpeg, max_pixels=320 * 240 - 1)
