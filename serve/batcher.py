@@ -76,6 +76,7 @@ class Batcher:
             task = loop.create_task(self._execute(batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+            del batch  # else the last batch's streams live on in this frame until the next
 
     async def _execute(self, batch: list[_Item]) -> None:
         try:

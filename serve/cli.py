@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  avsync serve --model models/avsync-tiny-grid --port 8765\n"
                "  avsync serve --model models/avsync-tiny-grid --precision int8 --threads 2\n"
                "  avsync serve --model models/avsync-tiny-grid --host 0.0.0.0 --token s3cret \\\n"
-               "      --allowed-origin https://example.org --max-sessions 16\n"
+               "      --allowed-origins https://example.org --max-sessions 16\n"
                "  avsync stream clip.mp4 --url ws://127.0.0.1:8765/v1/stream   # a client\n\n"
                "SIGTERM drains: new sessions get HTTP 503, open ones get their finals and "
                "'done', then the process exits.",
@@ -79,8 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="longest session in seconds")
     parser.add_argument("--token", default=None,
                         help="require this token (Authorization: Bearer or ?token=)")
-    parser.add_argument("--allowed-origin", action="append", default=None,
-                        help="allowed Origin header (repeat); default: any")
+    parser.add_argument("--allowed-origins", "--allowed-origin", dest="allowed_origins",
+                        action="append", default=[], metavar="ORIGINS",
+                        help="web origins whose pages may open sessions (comma-separated or "
+                             "repeated; '*' = any). Always allowed: clients without an Origin "
+                             "header and the server's own page")
+    parser.add_argument("--start-timeout", type=float, default=defaults.start_timeout_s,
+                        help="seconds from the upgrade to `start` before the socket is closed")
     parser.add_argument("--threads", type=int, default=defaults.inference_threads,
                         help="inference threads (batches running at once)")
     parser.add_argument("--onnx-threads", type=int, default=1,
@@ -107,7 +112,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         host=args.host, port=args.port, max_sessions=args.max_sessions,
         max_message_bytes=args.max_message_bytes, idle_timeout_s=args.idle_timeout,
         max_session_s=args.max_session, token=args.token,
-        allowed_origins=tuple(args.allowed_origin) if args.allowed_origin else None,
+        allowed_origins=tuple(o.strip() for arg in args.allowed_origins
+                              for o in arg.split(",") if o.strip()),
+        start_timeout_s=args.start_timeout,
         inference_threads=args.threads, media_threads=args.media_threads,
         batch_max=args.batch_max, batch_wait_ms=args.batch_wait_ms,
         drain_timeout_s=args.drain_timeout)

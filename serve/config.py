@@ -25,19 +25,24 @@ class ServerConfig:
     ping_timeout_s: float | None = 20.0
     close_timeout_s: float = 5.0
     write_limit_bytes: int = 64 * 1024  # websockets' send buffer high-water mark
-    token: str | None = None  # if set, the handshake must carry it (else HTTP 401)
-    allowed_origins: tuple[str, ...] | None = None  # None = any; else others get HTTP 403
+    token: str | None = None  # if set, the handshake and /metrics must carry it (else HTTP 401)
+    # Origins whose pages may open sessions (others: HTTP 403). Always allowed: no Origin (not a
+    # browser) and the server's own page (Origin = http(s)://<Host header>). ("*",) = any.
+    allowed_origins: tuple[str, ...] = ()
+    max_text_bytes: int = 16 * 1024  # a text message longer than this → text_too_large
     # --- sessions ---------------------------------------------------------------------
+    start_timeout_s: float = 10.0  # from the upgrade to `start`, however much else comes
     idle_timeout_s: float = 30.0  # no message for this long → flush, done, close
     max_session_s: float = 3600.0  # wall-clock session length → flush, done, close
     inbox_messages: int = 256  # reader → session queue; full for `inbox_grace_s` = overload
     inbox_grace_s: float = 2.0  # < ping timeout, so pongs keep flowing while we wait
     max_lag_s: float = 5.0  # a message waiting longer than this to be processed = overload
-    outbox_messages: int = 512  # session → writer queue; full = the client stopped reading
+    outbox_bytes: int = 1 << 20  # session → writer queue; full = the client stopped reading
     max_faces: int = 4  # face tracks per session
     max_frame_pixels: int = 1920 * 1080
     sample_rates: tuple[int, ...] = SAMPLE_RATES
-    max_av_skew_s: float = 1.0  # audio this far ahead of video → use the last frame
+    max_av_skew_s: float = 1.0  # one modality this far ahead of the other → hold/silence
+    max_gap_s: float = 2.0  # a timestamp jump past the media received (serve/clock.py)
     speakers_every_steps: int = 5  # speakers message at most every 200 ms
     sync_every_steps: int = 25  # sync message at most once a second
     # --- compute ----------------------------------------------------------------------
@@ -63,5 +68,8 @@ class ServerConfig:
         if not self.sample_rates or 16_000 not in self.sample_rates:
             raise ConfigError(f"ServerConfig.sample_rates must include 16000, got "
                               f"{self.sample_rates}")
+        if "*" in self.allowed_origins and len(self.allowed_origins) > 1:
+            raise ConfigError(f"ServerConfig.allowed_origins {self.allowed_origins}: '*' allows "
+                              "every origin, list it alone")
         if self.token == "":
             raise ConfigError("ServerConfig.token is empty; use None to turn auth off")

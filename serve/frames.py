@@ -19,8 +19,10 @@ from serve.protocol import FaceMode, VideoEncoding, VideoSpec
 WHOLE_FRAME_TRACK: int = 0
 
 
-def decode_frame(payload: bytes | memoryview, spec: VideoSpec | None) -> np.ndarray:
-    """One VIDEO payload → (H, W) uint8 gray. Raw sizes were checked by the session."""
+def decode_frame(payload: bytes | memoryview, spec: VideoSpec | None,
+                 max_pixels: int) -> np.ndarray:
+    """One VIDEO payload → (H, W) uint8 gray. Raw sizes were checked by the session; a JPEG's
+    size is read from its header and checked (declared size, `max_pixels`) before decoding."""
     assert spec is not None
     if spec.encoding.pixel_bytes is not None:
         assert spec.width is not None and spec.height is not None  # checked by the parser
@@ -29,14 +31,15 @@ def decode_frame(payload: bytes | memoryview, spec: VideoSpec | None) -> np.ndar
     if spec.encoding is VideoEncoding.RGB24:
         rgb = np.frombuffer(payload, np.uint8).reshape(spec.height, spec.width, 3)  # type: ignore[arg-type]
         return av.VideoFrame.from_ndarray(rgb, format="rgb24").to_ndarray(format="gray")
-    from avsync.media.jpeg import decode_jpeg
+    from avsync.media.jpeg import decode_jpeg, jpeg_size
 
-    gray = decode_jpeg(bytes(payload), gray=True)
+    data = bytes(payload)
+    width, height = jpeg_size(data)
     if spec.width is not None and spec.height is not None \
-            and gray.shape != (spec.height, spec.width):
-        raise MediaError(f"JPEG is {gray.shape[1]}x{gray.shape[0]} but start declared "
+            and (width, height) != (spec.width, spec.height):
+        raise MediaError(f"JPEG is {width}x{height} but start declared "
                          f"{spec.width}x{spec.height}")
-    return gray
+    return decode_jpeg(data, gray=True, max_pixels=max_pixels)
 
 
 def warm_up() -> None:
@@ -76,7 +79,9 @@ class FaceFinder:
         if self.mode is FaceMode.WHOLE_FRAME:
             return {WHOLE_FRAME_TRACK: whole_frame_face(gray.shape[1], gray.shape[0])}
         if self.mode is FaceMode.CLIENT_BOXES:
-            return dict(self._client)
+            height, width = gray.shape
+            clipped = {t: clip_box(box, width, height) for t, box in self._client.items()}
+            return {t: box for t, box in clipped.items() if box is not None}
         assert self._tracker is not None
         faces = sorted(self._tracker.update(gray), key=lambda f: -f.box.w * f.box.h)
         return {face.track_id: face.box for face in faces[:self.max_faces]}
@@ -86,3 +91,18 @@ class FaceFinder:
         if self._primary not in boxes:
             self._primary = max(boxes, key=lambda t: boxes[t].w * boxes[t].h, default=None)
         return self._primary
+
+
+def clip_box(box: Box, width: int, height: int) -> Box | None:
+    """A client's face box for a width x height frame: None if it misses the frame; else no
+    larger than the frame's longer side (about its centre), so a mouth crop never gathers
+    more than a frame's worth of pixels however big the box claims to be. A box that fits
+    (a face partly outside the picture included) is unchanged."""
+    if box.x >= width or box.y >= height or box.x + box.w <= 0 or box.y + box.h <= 0:
+        return None
+    side = float(max(width, height))
+    if box.w <= side and box.h <= side:
+        return box
+    cx, cy = box.x + box.w / 2, box.y + box.h / 2
+    w, h = min(box.w, side), min(box.h, side)
+    return Box(min(max(cx, 0.0), width) - w / 2, min(max(cy, 0.0), height) - h / 2, w, h)

@@ -3,6 +3,8 @@
 Why not asyncio.Queue: the reader must be able to end the session (client gone, overload)
 even when the queue is full, and that end must overtake queued media — nobody is left to
 read results. `terminate()` does that; `get()` raises `Terminated` at once afterwards.
+`end_input()` is the gentle end (the client half-closed): what is queued is still handed out,
+then `get()` returns `INPUT_ENDED` once.
 """
 
 from __future__ import annotations
@@ -12,6 +14,14 @@ from collections import deque
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+
+class _InputEnded:
+    def __repr__(self) -> str:
+        return "INPUT_ENDED"
+
+
+INPUT_ENDED = _InputEnded()
 
 
 class Terminated(Exception):
@@ -31,6 +41,7 @@ class Inbox(Generic[T]):
         self._space.set()
         self.reason: str | None = None
         self._woken = False
+        self._input_ended = False
 
     def __len__(self) -> int:
         return len(self._items)
@@ -52,14 +63,20 @@ class Inbox(Generic[T]):
             self.reason = reason
         self._readable.set()
 
+    def end_input(self) -> None:
+        """No more items will come: after the queued ones, `get()` returns INPUT_ENDED once."""
+        self._input_ended = True
+        self._readable.set()
+
     def wake(self) -> None:
         """Make a waiting `get()` return None now (its caller has something to check)."""
         self._woken = True
         self._readable.set()
 
-    async def get(self, timeout: float | None) -> T | None:
-        """Next item; None after `timeout` s without one or on wake(); Terminated once
-        terminated (even with items left: nobody needs them any more)."""
+    async def get(self, timeout: float | None) -> T | _InputEnded | None:
+        """Next item; None after `timeout` s without one or on wake(); INPUT_ENDED once after
+        end_input() and the last item; Terminated once terminated (even with items left:
+        nobody needs them any more)."""
         while True:
             if self.reason is not None:
                 raise Terminated(self.reason)
@@ -70,6 +87,9 @@ class Inbox(Generic[T]):
                 item = self._items.popleft()
                 self._space.set()
                 return item
+            if self._input_ended:
+                self._input_ended = False
+                return INPUT_ENDED
             self._readable.clear()
             try:
                 await asyncio.wait_for(self._readable.wait(), timeout)

@@ -8,8 +8,15 @@ is placed by sample count from its first timestamp (leading samples before 0 are
 late start or a gap of more than `GAP_US` in the timestamps is filled with silence); each video
 frame goes to the nearest 40 ms step of its timestamp, the last frame of a step wins, and a
 step without a frame holds the previous one. A chunk of `chunk_steps` steps is handed on when
-the audio covers it and a frame at or after its last step arrived (or the audio is more than
-`max_av_skew_s` ahead, so a stalled camera never stalls recognition).
+the audio covers it and a frame at or after its last step arrived, or when one modality runs
+more than `max_av_skew_s` ahead of the other: a stalled camera holds its last frame, a stalled
+microphone is heard as silence (audio arriving later for those steps is dropped). So neither
+buffer grows past the skew, whatever a client sends.
+
+Bounded work: the session's stream clock (serve/clock.py) refuses raw media whose timestamps
+would open long gaps; container times, which only the decoder sees, are held to the same
+`max_gap_s` here (a jump past it ends the stream as undecodable), and frames to
+`max_frame_pixels`.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from avsync.media.resample import StreamingResampler
 from avsync.media.roi import Box, crop_mouth
 from avsync.timebase import FPS, SAMPLE_RATE, SAMPLES_PER_STEP, STEP_MS
 from serve.audio_input import invalid_samples_error, pcm_to_float
+from serve.config import ServerConfig
 from serve.engine import ChunkInput
 from serve.frames import FaceFinder, decode_frame
 from serve.protocol import (
@@ -65,10 +73,13 @@ class _Step:
 class MediaInput:
     """Feed accepted media messages; take aligned chunks. See the module docstring."""
 
-    def __init__(self, start: Start, chunk_steps: int, roi_size: int, max_faces: int,
-                 max_av_skew_s: float) -> None:
+    def __init__(self, start: Start, chunk_steps: int, roi_size: int,
+                 limits: ServerConfig | None = None) -> None:
+        limits = limits or ServerConfig()
         self.start, self.chunk_steps, self.roi_size = start, chunk_steps, roi_size
-        self.max_skew_steps = max(chunk_steps, int(max_av_skew_s * 1000 / STEP_MS))
+        self.max_skew_steps = max(chunk_steps, int(limits.max_av_skew_s * 1000 / STEP_MS))
+        self.max_gap_steps = int(limits.max_gap_s * 1000 / STEP_MS)
+        self.max_pixels = limits.max_frame_pixels
         self.has_audio = start.audio is not None or bool(start.video and start.video.encoding
                                                           .is_container)
         self.has_video = start.video is not None
@@ -84,7 +95,7 @@ class MediaInput:
         self._held: _Step | None = None  # the last consumed frame
         self._last_frame_step = -1
         self._next = 0  # first step not yet handed on
-        self.faces = FaceFinder(start.video, roi_size, max_faces) if start.video else None
+        self.faces = FaceFinder(start.video, roi_size, limits.max_faces) if start.video else None
         self.container: ContainerStreamDecoder | None = None
         self.frames_accepted = 0
         self.late_frames = 0
@@ -96,7 +107,7 @@ class MediaInput:
             if header.kind is BinaryKind.AUDIO:
                 self._feed_audio(header, payload, fed)
             elif header.kind is BinaryKind.VIDEO:
-                self._feed_frame(header, decode_frame(payload, self.start.video))
+                self._feed_frame(header, decode_frame(payload, self.start.video, self.max_pixels))
             elif header.kind is BinaryKind.FACE_BOXES:
                 assert self.faces is not None
                 self.faces.set_client_boxes(unpack_face_boxes(payload))
@@ -150,7 +161,7 @@ class MediaInput:
     def _start_audio_at(self, offset: int) -> None:
         """The first audio sample belongs at 16 kHz sample `offset` of stream time."""
         self._append_audio(np.zeros(max(0, offset), np.float32))
-        self._drop = max(0, -offset)
+        self._drop += max(0, -offset)
 
     def _append_audio(self, samples: np.ndarray) -> None:
         drop = min(self._drop, len(samples))
@@ -195,12 +206,26 @@ class MediaInput:
 
     def _container_output(self, out: StreamOutput) -> None:
         for frame in out.frames:
+            self._check_container_media(frame.time, frame.image.size)
             self._add_frame(int(round(frame.time * FPS)), frame.image)
         if out.audio is not None and len(out.audio.samples):
             if self._audio_first_us is None:
+                self._check_container_media(out.audio.start, 0)
                 self._audio_first_us = int(out.audio.start * 1e6)
                 self._start_audio_at(int(round(out.audio.start * SAMPLE_RATE)))
             self._append_audio(out.audio.samples)
+
+    def _check_container_media(self, time_s: float, pixels: int) -> None:
+        """Container media must stay within max_gap_s of what came before (its timestamps are
+        not in our headers) and frames within max_frame_pixels."""
+        if pixels > self.max_pixels:
+            raise MediaError(f"the container's frames have {pixels} pixels, more than this "
+                             f"server's {self.max_pixels}; scale the video down")
+        reached = max(self._last_frame_step, self._next + len(self._audio) // SAMPLES_PER_STEP)
+        step = time_s * FPS
+        if not step <= max(reached, 0) + self.max_gap_steps:  # also refuses NaN
+            raise MediaError(f"container media at {time_s:.3f} s jumps more than "
+                             f"{self.max_gap_steps * STEP_MS / 1000:g} s past the stream so far")
 
     # --- chunking ------------------------------------------------------------------------
     def _take(self, final: bool) -> list[Chunk]:
@@ -217,13 +242,18 @@ class MediaInput:
             audio_end = self._next + -(-len(self._audio) // SAMPLES_PER_STEP)
             return min(want, max(audio_end, self._last_frame_step + 1))
         if self.has_audio and audio_steps < want:
-            if not self._audio_silent_container():
+            if self._audio_silent_container():
+                self.has_audio = False  # a container without an audio track: video only
+            elif not self._audio_stalled(audio_steps):
                 return self._next
-            self.has_audio = False  # a container without an audio track: video only
         if self.has_video and self._last_frame_step < want - 1:
             skew_ok = self.has_audio and audio_steps - self._last_frame_step > self.max_skew_steps
             return want if skew_ok else self._next
         return want
+
+    def _audio_stalled(self, audio_steps: int) -> bool:
+        """Video ran max_skew ahead of the audio: go on, the missing audio heard as silence."""
+        return self.has_video and self._last_frame_step - audio_steps > self.max_skew_steps
 
     def _audio_silent_container(self) -> bool:
         """A container stream whose video ran max_skew ahead without any audio at all."""
@@ -235,8 +265,10 @@ class MediaInput:
         audio = None
         if self.has_audio:
             audio = self._audio[:steps * SAMPLES_PER_STEP]
-            audio = np.pad(audio, (0, steps * SAMPLES_PER_STEP - len(audio)))
+            missing = steps * SAMPLES_PER_STEP - len(audio)
+            audio = np.pad(audio, (0, missing))
             self._audio = self._audio[steps * SAMPLES_PER_STEP:]
+            self._drop += missing  # audio for these steps, if it ever comes, is too late
         faces, boxes, primary = self._chunk_faces(start, end)
         self._next = end
         return Chunk(ChunkInput(start, steps, audio, faces, primary), boxes)

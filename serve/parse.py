@@ -3,13 +3,20 @@
 Structure and types only (docs/protocol/start.schema.json says the same, and a test checks
 they agree); what this server *supports* (rates, sizes, tasks the model has) is the session's
 policy, so a structurally valid start can still be refused there with a clearer code.
+
+Bounded: this is the one path every client text takes, so its cost is bounded before any
+parsing — at most `max_bytes` of text, JSON nested at most `MAX_DEPTH` deep, integers of at
+most `MAX_DIGITS` digits and finite floats (others become `Unreadable`, which no field accepts,
+so they get the field's own error code) — and an error echoes at most an `excerpt` of the input.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -27,22 +34,51 @@ from serve.protocol import (
     Task,
     VideoEncoding,
     VideoSpec,
+    excerpt,
 )
 
 E = TypeVar("E", bound=StrEnum)
 _START_KEYS = {"type", "version", "audio", "video", "tasks"}
 _AUDIO_KEYS = {"encoding", "sample_rate", "channels"}
 _VIDEO_KEYS = {"encoding", "width", "height", "fps", "faces"}
+MAX_TEXT_BYTES: int = 16 * 1024  # a start message is ~300 bytes
+MAX_DEPTH: int = 8  # a start message nests 3 deep
+MAX_DIGITS: int = 15  # any integer of the protocol fits; int() of 5000 digits raises
+MAX_INT: int = 2**31 - 1
+MAX_FPS: float = 1000.0
+MAX_SIDE: int = 65535  # JPEG's own limit
+MAX_CHANNELS: int = 64
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
-def parse_client_message(text: str) -> ClientMessage:
+@dataclass(frozen=True)
+class Unreadable:
+    """A JSON number the protocol never uses (too many digits, not finite); no field accepts it."""
+
+    what: str
+
+    def __repr__(self) -> str:
+        return f"<{self.what}>"
+
+
+def parse_client_message(text: str, max_bytes: int = MAX_TEXT_BYTES) -> ClientMessage:
     """A client text message → Start | End; ProtocolError with a code the client can act on."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise ProtocolError(ErrorCode.TEXT_TOO_LARGE,
+                            f"text message of {size} bytes is over this server's {max_bytes}-byte "
+                            "limit for text messages (a start message is a few hundred bytes)")
+    depth = _depth(text)
+    if depth > MAX_DEPTH:
+        raise ProtocolError(ErrorCode.MALFORMED_JSON,
+                            f"text message nests {depth} levels deep; protocol messages nest at "
+                            f"most {MAX_DEPTH}")
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_int=_integer, parse_float=_float, parse_constant=_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ProtocolError(ErrorCode.MALFORMED_JSON,
-                            f"text message is not valid JSON ({error}); send one JSON object "
-                            "per text message") from None
+                            f"text message is not valid JSON ({excerpt(str(error))}); send one "
+                            "JSON object per text message") from None
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.MALFORMED_JSON,
                             f"text message must be a JSON object, got {type(obj).__name__}")
@@ -52,16 +88,42 @@ def parse_client_message(text: str) -> ClientMessage:
     if kind == MessageType.END:
         return End()
     raise ProtocolError(ErrorCode.UNKNOWN_TYPE,
-                        f"unknown message type {kind!r}; a client sends "
+                        f"unknown message type {excerpt(kind)}; a client sends "
                         f"{MessageType.START.value!r} or {MessageType.END.value!r}")
+
+
+def _depth(text: str) -> int:
+    """Deepest nesting of [ and { outside JSON strings (linear; before json.loads recurses)."""
+    depth = peak = 0
+    for char in _STRING.sub("", text):
+        if char in "[{":
+            depth += 1
+            peak = max(peak, depth)
+        elif char in "]}":
+            depth -= 1
+    return peak
+
+
+def _integer(token: str) -> int | Unreadable:
+    digits = len(token.lstrip("-"))
+    return int(token) if digits <= MAX_DIGITS else Unreadable(f"a {digits}-digit number")
+
+
+def _float(token: str) -> float | Unreadable:
+    value = float(token) if len(token) <= 64 else math.inf
+    return value if math.isfinite(value) else Unreadable(f"a number out of range ({token[:20]})")
+
+
+def _constant(token: str) -> Unreadable:
+    return Unreadable(f"{token}, which is not JSON")
 
 
 def _parse_start(obj: dict[str, Any]) -> Start:
     _no_extra(obj, _START_KEYS, "start")
     version = obj.get("version")
-    if version != PROTOCOL_VERSION:
+    if isinstance(version, bool) or version != PROTOCOL_VERSION:
         raise ProtocolError(ErrorCode.UNSUPPORTED_VERSION,
-                            f"start.version is {version!r}; this server speaks protocol "
+                            f"start.version is {excerpt(version)}; this server speaks protocol "
                             f"version {PROTOCOL_VERSION}", fatal=True)
     audio = None if obj.get("audio") is None else _parse_audio(_object(obj, "audio"))
     video = None if obj.get("video") is None else _parse_video(_object(obj, "video"))
@@ -72,10 +134,10 @@ def _parse_start(obj: dict[str, Any]) -> Start:
              "stream carries its own audio")
     tasks = obj.get("tasks", [Task.TRANSCRIPT.value])
     if not isinstance(tasks, list) or not tasks:
-        _bad(f"start.tasks must be a non-empty list of {_choices(Task)}, got {tasks!r}")
+        _bad(f"start.tasks must be a non-empty list of {_choices(Task)}, got {excerpt(tasks)}")
     parsed = tuple(_enum(Task, t, "start.tasks[]") for t in tasks)
     if len(set(parsed)) != len(parsed):
-        _bad(f"start.tasks lists a task twice: {tasks!r}")
+        _bad(f"start.tasks lists a task twice: {excerpt(tasks)}")
     return Start(audio=audio, video=video, tasks=parsed, version=version)
 
 
@@ -84,7 +146,7 @@ def _parse_audio(obj: Mapping[str, Any]) -> AudioSpec:
     return AudioSpec(
         encoding=_enum(AudioEncoding, obj.get("encoding"), "start.audio.encoding"),
         sample_rate=_int(obj, "sample_rate", "start.audio", lo=1),
-        channels=_int(obj, "channels", "start.audio", lo=1, default=1),
+        channels=_int(obj, "channels", "start.audio", lo=1, default=1, hi=MAX_CHANNELS),
     )
 
 
@@ -93,13 +155,14 @@ def _parse_video(obj: Mapping[str, Any]) -> VideoSpec:
     encoding = _enum(VideoEncoding, obj.get("encoding"), "start.video.encoding")
     needs_size = encoding.pixel_bytes is not None
     fps = obj.get("fps", 25)
-    if isinstance(fps, bool) or not isinstance(fps, int | float) or not math.isfinite(fps) \
-            or fps <= 0:
-        _bad(f"start.video.fps must be a positive number, got {fps!r}")
+    if isinstance(fps, bool) or not isinstance(fps, int | float) or not 0 < fps <= MAX_FPS:
+        _bad(f"start.video.fps must be a number in (0, {MAX_FPS:g}], got {excerpt(fps)}")
     return VideoSpec(
         encoding=encoding,
-        width=_int(obj, "width", "start.video", lo=1, default=None if not needs_size else ...),
-        height=_int(obj, "height", "start.video", lo=1, default=None if not needs_size else ...),
+        width=_int(obj, "width", "start.video", lo=1, default=None if not needs_size else ...,
+                   hi=MAX_SIDE),
+        height=_int(obj, "height", "start.video", lo=1, default=None if not needs_size else ...,
+                    hi=MAX_SIDE),
         fps=float(fps),
         faces=_enum(FaceMode, obj.get("faces", FaceMode.WHOLE_FRAME.value), "start.video.faces"),
     )
@@ -108,27 +171,28 @@ def _parse_video(obj: Mapping[str, Any]) -> VideoSpec:
 def _object(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = obj[key]
     if not isinstance(value, dict):
-        _bad(f"start.{key} must be an object or null, got {value!r}")
+        _bad(f"start.{key} must be an object or null, got {excerpt(value)}")
     return value
 
 
-def _int(obj: Mapping[str, Any], key: str, where: str, lo: int, default: Any = ...) -> Any:
-    """An integer field ≥ lo; `default=...` makes it required."""
+def _int(obj: Mapping[str, Any], key: str, where: str, lo: int, default: Any = ...,
+         hi: int = MAX_INT) -> Any:
+    """An integer field in [lo, hi]; `default=...` makes it required."""
     if key not in obj or obj[key] is None:
         if default is ...:
             _bad(f"{where}.{key} is required")
         return default
     value = obj[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        _bad(f"{where}.{key} must be an integer ≥ {lo}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        _bad(f"{where}.{key} must be an integer in [{lo}, {hi}], got {excerpt(value)}")
     return value
 
 
 def _enum(enum: type[E], value: Any, where: str) -> E:
     try:
         return enum(value)
-    except ValueError:
-        _bad(f"{where} is {value!r}; expected one of {_choices(enum)}")
+    except (ValueError, TypeError):
+        _bad(f"{where} is {excerpt(value)}; expected one of {_choices(enum)}")
         raise  # unreachable: _bad raises
 
 
@@ -139,7 +203,7 @@ def _choices(enum: type[StrEnum]) -> str:
 def _no_extra(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
     extra = sorted(set(obj) - allowed)
     if extra:
-        _bad(f"{where} has unknown field(s) {extra}; allowed: {sorted(allowed)}")
+        _bad(f"{where} has unknown field(s) {excerpt(extra)}; allowed: {sorted(allowed)}")
 
 
 def _bad(message: str) -> None:

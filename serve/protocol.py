@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import reprlib
 import struct
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
@@ -90,6 +91,7 @@ class BinaryKind(IntEnum):
 
 class ErrorCode(StrEnum):
     MALFORMED_JSON = "malformed_json"
+    TEXT_TOO_LARGE = "text_too_large"
     UNKNOWN_TYPE = "unknown_type"
     BAD_START = "bad_start"
     UNSUPPORTED_VERSION = "unsupported_version"
@@ -107,6 +109,7 @@ class ErrorCode(StrEnum):
     UNDECODABLE_FRAME = "undecodable_frame"
     UNDECODABLE_CONTAINER = "undecodable_container"
     BAD_FACE_BOXES = "bad_face_boxes"
+    START_TIMEOUT = "start_timeout"
     IDLE_TIMEOUT = "idle_timeout"
     SESSION_TOO_LONG = "session_too_long"
     OVERLOADED = "overloaded"
@@ -190,6 +193,20 @@ def unpack_face_boxes(payload: bytes | memoryview) -> dict[int, tuple[float, flo
 
 def _finite(value: float) -> bool:
     return value == value and abs(value) != float("inf")
+
+
+EXCERPT_CHARS: int = 60
+MAX_ERROR_CHARS: int = 500
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 2, 4, 4
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = EXCERPT_CHARS - 20
+
+
+def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """A short repr of client input for an error message: an error never costs much more to
+    send than the input that caused it (a 1 MB bad field gets a ~60-character echo)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # --- text messages ---------------------------------------------------------------------------

@@ -3,9 +3,13 @@
 Everything protocol-shaped is decided by `serve.session.Session`; this module only moves bytes
 and time: a reader task that always drains the socket into a bounded `Inbox` (so pongs keep
 flowing), a worker that hands media to a media thread and chunks to the cross-session
-`Batcher`, and a writer task with a bounded outbox (a client that stops reading fills it and
-is closed with 1013). `process_request` answers /healthz, /metrics, / and refuses upgrades with
-401 (token), 403 (origin) or 503 (full or draining) before a session costs anything.
+`Batcher`, and a writer task with an outbox bounded in bytes (a client that stops reading
+fills it and is closed with 1013). The connection (`serve.connection.BoundedConnection`) stops
+reading while its send buffer is full (results or pongs the client does not read) and treats a
+half-close as the end of input. `process_request` answers GET /healthz, /metrics (behind the
+token, if any), / and refuses upgrades with 401 (token), 403 (origin) or 503 (full or draining)
+before a session costs anything; other methods get 405, repeated Host/Origin/Authorization 400.
+A session must send `start` within `start_timeout_s` of the upgrade, whatever else it sends.
 """
 
 from __future__ import annotations
@@ -30,16 +34,18 @@ from websockets.http11 import Request, Response
 from avsync import __version__
 from serve.batcher import Batcher
 from serve.config import ServerConfig
+from serve.connection import BoundedConnection
 from serve.engine import Engine
 from serve.frames import detection_available, warm_up
-from serve.inbox import Inbox, Terminated
+from serve.inbox import INPUT_ENDED, Inbox, Terminated
 from serve.media_input import Chunk, MediaInput
 from serve.metrics import Metrics
-from serve.protocol import STREAM_PATH, CloseCode, ErrorCode, MediaHeader, encode
+from serve.protocol import STREAM_PATH, CloseCode, ErrorCode, MediaHeader, encode, excerpt
 from serve.session import Action, Capabilities, Close, Feed, Flush, Open, Phase, Send, Session
 
 log = logging.getLogger("avsync.serve")
 _CLIENT_GONE = "client_gone"
+_SINGLE_HEADERS = ("Host", "Origin", "Authorization")  # given twice → HTTP 400
 
 
 def container_available() -> bool:
@@ -83,7 +89,7 @@ class AvsyncServer:
             compression=None, max_size=cfg.max_message_bytes, max_queue=16,
             ping_interval=cfg.ping_interval_s, ping_timeout=cfg.ping_timeout_s,
             close_timeout=cfg.close_timeout_s, write_limit=cfg.write_limit_bytes,
-            server_header=f"avsync/{__version__}")
+            server_header=f"avsync/{__version__}", create_connection=BoundedConnection)
         log.info(json.dumps({"event": "listening", "host": cfg.host, "port": self.port}))
 
     @property
@@ -114,9 +120,19 @@ class AvsyncServer:
     # --- HTTP ----------------------------------------------------------------------------
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
+        if request.method != "GET":
+            return self._respond(HTTPStatus.METHOD_NOT_ALLOWED, "text/plain",
+                                 f"{excerpt(request.method)} is not served; use GET\n",
+                                 {"Allow": "GET"})
+        repeated = [name for name in _SINGLE_HEADERS if len(request.headers.get_all(name)) > 1]
+        if repeated:
+            return self._respond(HTTPStatus.BAD_REQUEST, "text/plain",
+                                 f"header(s) {', '.join(repeated)} given more than once\n")
         if path == "/healthz":
             return self._respond(HTTPStatus.OK, "application/json", json.dumps(self.health()))
         if path == "/metrics":
+            if self.config.token is not None and not self._authorized(request):
+                return self._unauthorized()
             return self._respond(HTTPStatus.OK, "text/plain; version=0.0.4; charset=utf-8",
                                  self.metrics.render())
         if path in ("/", "/index.html"):
@@ -128,15 +144,29 @@ class AvsyncServer:
             why = "draining" if self.draining else f"{len(self.runners)} sessions open"
             return self._respond(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain",
                                  f"server busy ({why}); retry later\n", {"Retry-After": "5"})
-        origins = self.config.allowed_origins
-        if origins is not None and request.headers.get("Origin") not in origins:
+        if not self._origin_allowed(request):
             return self._respond(HTTPStatus.FORBIDDEN, "text/plain",
-                                 f"origin {request.headers.get('Origin')!r} is not allowed\n")
+                                 f"origin {excerpt(request.headers.get('Origin'))} is not allowed"
+                                 "; the server allows its own page and clients without an "
+                                 "Origin header (start it with --allowed-origins ORIGIN)\n")
         if self.config.token is not None and not self._authorized(request):
-            return self._respond(HTTPStatus.UNAUTHORIZED, "text/plain",
-                                 "missing or wrong token: send 'Authorization: Bearer TOKEN' "
-                                 "or ?token=TOKEN\n", {"WWW-Authenticate": "Bearer"})
+            return self._unauthorized()
         return None
+
+    def _origin_allowed(self, request: Request) -> bool:
+        """No Origin (not a browser), the server's own page (Origin = http(s)://Host), or a
+        listed origin ('*': any). Anything else could be any web page a visitor opened."""
+        origin, allowed = request.headers.get("Origin"), self.config.allowed_origins
+        if origin is None or "*" in allowed or origin in allowed:
+            return True
+        host, parts = request.headers.get("Host"), urlsplit(origin)
+        return host is not None and parts.scheme in ("http", "https") \
+            and parts.netloc.lower() == host.lower()
+
+    def _unauthorized(self) -> Response:
+        return self._respond(HTTPStatus.UNAUTHORIZED, "text/plain",
+                             "missing or wrong token: send 'Authorization: Bearer TOKEN' "
+                             "or ?token=TOKEN\n", {"WWW-Authenticate": "Bearer"})
 
     def _authorized(self, request: Request) -> bool:
         assert self.config.token is not None
@@ -185,7 +215,8 @@ class SessionRunner:
         self.session = Session(uuid.uuid4().hex[:12], self.config, server.engine.info,
                                server.capabilities)
         self.inbox: Inbox[tuple[str | bytes, float]] = Inbox(self.config.inbox_messages)
-        self.outbox: asyncio.Queue[str | Close] = asyncio.Queue(self.config.outbox_messages)
+        self.outbox: asyncio.Queue[str | Close] = asyncio.Queue()
+        self._outbox_bytes = 0  # bounded by config.outbox_bytes
         self.task: asyncio.Task | None = None
         self.media: MediaInput | None = None
         self.stream: object | None = None
@@ -193,6 +224,7 @@ class SessionRunner:
         self._last_message = self._opened
         self._clock: tuple[float, int] | None = None  # (arrival, capture µs) of first media
         self._shutdown = False
+        self._read_count = 0  # messages the reader has queued
 
     def shut_down(self) -> None:
         """SIGTERM: take what was received, then flush, send finals and `done`, and close."""
@@ -202,6 +234,8 @@ class SessionRunner:
     async def run(self) -> None:
         self._log("session_open", peer=str(self.ws.remote_address))
         reader = asyncio.create_task(self._read())
+        if isinstance(self.ws, BoundedConnection):
+            self.ws.on_input_end = lambda: self._input_ended(reader)
         writer = asyncio.create_task(self._write())
         try:
             try:
@@ -219,6 +253,8 @@ class SessionRunner:
         finally:
             reader.cancel()
             writer.cancel()
+            if isinstance(self.ws, BoundedConnection):
+                self.ws.on_input_end = None
             self.metrics.sessions_total.inc(outcome=self.session.phase.value)
             self._log("session_closed", audio_ms=self.media.audio_ms if self.media else 0,
                       frames=self.media.frames_accepted if self.media else 0)
@@ -239,9 +275,19 @@ class SessionRunner:
                 if not await self.inbox.put((message, now), self.config.inbox_grace_s):
                     self.inbox.terminate(ErrorCode.OVERLOADED.value)
                     return
+                self._read_count += 1
+                if self._read_count == getattr(self.ws, "input_end", None):
+                    self.inbox.end_input()  # the client shut its side after this message
+                    return
         except ConnectionClosed:
             pass
         self.inbox.terminate(_CLIENT_GONE)
+
+    def _input_ended(self, reader: asyncio.Task) -> None:
+        """The client half-closed; if every message before it is read, the reader is done."""
+        if self._read_count == getattr(self.ws, "input_end", None):
+            reader.cancel()
+            self.inbox.end_input()
 
     async def _write(self) -> None:
         while True:
@@ -249,6 +295,7 @@ class SessionRunner:
             if isinstance(item, Close):
                 await self._close_ws(item.code, item.reason)
                 return
+            self._outbox_bytes -= len(item)
             try:
                 await self.ws.send(item)
             except ConnectionClosed:
@@ -262,9 +309,12 @@ class SessionRunner:
             if item is None:
                 await self._carry_out(self._timed_end())
                 continue
+            if item is INPUT_ENDED:
+                await self._carry_out(self.session.on_input_end())
+                continue
             message, received = item
             actions = (self.session.on_text(message) if isinstance(message, str)
-                       else self.session.on_binary(message))
+                       else self.session.on_binary(message, received))
             await self._carry_out(actions, received)
 
     # --- actions -------------------------------------------------------------------------
@@ -289,15 +339,16 @@ class SessionRunner:
         self._queue(encode(action.message))
 
     def _queue(self, item: str | Close) -> None:
-        try:
-            self.outbox.put_nowait(item)
-        except asyncio.QueueFull:
-            raise Terminated(ErrorCode.CLIENT_NOT_READING.value) from None
+        """Queue for the writer; past config.outbox_bytes unsent, the client is not reading."""
+        if isinstance(item, str):
+            if self._outbox_bytes + len(item) > self.config.outbox_bytes:
+                raise Terminated(ErrorCode.CLIENT_NOT_READING.value)
+            self._outbox_bytes += len(item)
+        self.outbox.put_nowait(item)
 
     def _open(self, action: Open) -> None:
         engine, cfg, start = self.server.engine, self.config, action.start
-        self.media = MediaInput(start, engine.info.chunk_steps, engine.info.roi_stored,
-                                cfg.max_faces, cfg.max_av_skew_s)
+        self.media = MediaInput(start, engine.info.chunk_steps, engine.info.roi_stored, cfg)
         self.stream = engine.open_stream(frozenset(start.tasks), self.media.has_audio,
                                          self.media.has_video)
 
@@ -355,9 +406,11 @@ class SessionRunner:
 
     # --- ends ----------------------------------------------------------------------------
     def _timeout(self) -> float:
-        now = time.monotonic()
-        idle = self._last_message + self.config.idle_timeout_s - now
-        length = self._opened + self.config.max_session_s - now
+        now, cfg = time.monotonic(), self.config
+        idle = self._last_message + cfg.idle_timeout_s - now
+        length = self._opened + cfg.max_session_s - now
+        if self.session.phase is Phase.WAITING:  # messages other than start do not extend it
+            length = min(length, self._opened + cfg.start_timeout_s - now)
         return max(0.0, min(idle, length))
 
     def _timed_end(self) -> list[Action]:
@@ -366,6 +419,9 @@ class SessionRunner:
         if self._shutdown:
             return self.session.end(ErrorCode.SHUTTING_DOWN, "the server is shutting down; "
                                     "what you sent was recognised, finals and done follow")
+        if self.session.phase is Phase.WAITING and now >= self._opened + cfg.start_timeout_s:
+            return self.session.end(ErrorCode.START_TIMEOUT, f"no `start` within "
+                                    f"{cfg.start_timeout_s:g} s of the upgrade; closing")
         if now >= self._opened + cfg.max_session_s:
             return self.session.end(ErrorCode.SESSION_TOO_LONG,
                                     f"session reached its {cfg.max_session_s:g} s limit; it was "
@@ -395,6 +451,7 @@ class SessionRunner:
             return
         while not self.outbox.empty():  # nothing queued may overtake the error
             self.outbox.get_nowait()
+        self._outbox_bytes = 0
         for action in actions:
             if isinstance(action, Send):
                 self.outbox.put_nowait(encode(action.message))
@@ -402,6 +459,9 @@ class SessionRunner:
                 self.outbox.put_nowait(action)
 
     async def _close_ws(self, code: int, reason: str) -> None:
+        if getattr(self.ws, "input_end", None) is not None:  # half-closed: no close frame comes
+            self.ws.close_after_eof(code, reason)
+            return
         try:
             await asyncio.wait_for(self.ws.close(code, reason), self.config.close_timeout_s)
         except TimeoutError:

@@ -16,12 +16,14 @@ from enum import StrEnum
 
 from avsync.errors import ProtocolError
 from avsync.timebase import STEP_MS
+from serve.clock import STEP_US, StreamClock
 from serve.config import ServerConfig
 from serve.engine import ChunkOutput, EngineInfo
 from serve.media_input import Chunk
 from serve.parse import parse_client_message
 from serve.protocol import (
     FACE_BOX,
+    MAX_ERROR_CHARS,
     BinaryKind,
     CloseCode,
     Done,
@@ -102,6 +104,7 @@ class Session:
         self.start: Start | None = None
         self.tasks: frozenset[Task] = frozenset()
         self._last: dict[BinaryKind, MediaHeader] = {}
+        self.clock = StreamClock(int(config.max_gap_s * 1e6))
         self._segment = 0  # id of the open segment; finals close it
         self._partial = ""
         self._last_speakers: int | None = None
@@ -112,7 +115,7 @@ class Session:
     # --- client input --------------------------------------------------------------------
     def on_text(self, text: str) -> list[Action]:
         try:
-            message = parse_client_message(text)
+            message = parse_client_message(text, self.config.max_text_bytes)
         except ProtocolError as error:
             if self.phase is Phase.WAITING and error.fatal:
                 return self._refuse(error)
@@ -127,7 +130,8 @@ class Session:
             return [self._error(ErrorCode.AFTER_END, "`end` was already received")]
         return self._begin_end("end", CloseCode.NORMAL)
 
-    def on_binary(self, data: bytes) -> list[Action]:
+    def on_binary(self, data: bytes, now: float) -> list[Action]:
+        """A binary message received at `now` (monotonic seconds: the stream clock's budget)."""
         if self.phase is Phase.WAITING:
             return self._refuse(ProtocolError(
                 ErrorCode.NOT_STARTED, f"binary message of {len(data)} bytes before `start`; "
@@ -139,12 +143,24 @@ class Session:
             header, payload = unpack_media(data)
         except ProtocolError as error:
             return [self._error(error.code, str(error))]
-        refused = self._check_media(header, len(payload))
+        refused = self._check_media(header, len(payload), now)
         if refused is not None:
             code, message = refused
             return [self._error(code, message, kind=header.kind.name.lower(), seq=header.seq)]
         self._last[header.kind] = header
+        self.clock.accept(header.kind, header.timestamp_us, self._duration_us(header, payload),
+                          now)
         return [Feed(header, bytes(payload))]
+
+    def on_input_end(self) -> list[Action]:
+        """The client shut its side of the connection (half-close): no more input will come.
+        Streaming, that is an `end`: every final and `done` still go out."""
+        if self.phase is Phase.WAITING:
+            return self._refuse(ProtocolError(ErrorCode.NOT_STARTED,
+                                              "the client's input ended before `start`"))
+        if self.phase is Phase.STREAMING:
+            return self._begin_end("end", CloseCode.NORMAL)
+        return []
 
     # --- results and events from the I/O layer --------------------------------------------
     def on_media_errors(self, header: MediaHeader, errors: list[ProtocolError]) -> list[Action]:
@@ -179,7 +195,8 @@ class Session:
         close = CloseCode.GOING_AWAY if code is ErrorCode.SHUTTING_DOWN else CloseCode.NORMAL
         if self.phase is Phase.WAITING:
             self.phase = Phase.CLOSED
-            return [Send(Error(code, message, fatal=True)), Close(close, code.value)]
+            close = CloseCode.POLICY if code is ErrorCode.START_TIMEOUT else close
+            return [self._error(code, message, fatal=True), Close(close, code.value)]
         if self.phase is not Phase.STREAMING:
             return []
         return [self._error(code, message, fatal=True), *self._begin_end(code.value, close)]
@@ -196,7 +213,7 @@ class Session:
         if self.phase is Phase.CLOSED:
             return []
         self.phase = Phase.CLOSED
-        return [Send(Error(code, message, fatal=True)), Close(close, code.value)]
+        return [self._error(code, message, fatal=True), Close(close, code.value)]
 
     # --- internals -----------------------------------------------------------------------
     def _on_start(self, start: Start) -> list[Action]:
@@ -247,7 +264,8 @@ class Session:
                          "face detection is not available in this server build; use "
                          "'whole-frame' or 'client-boxes'")
 
-    def _check_media(self, header: MediaHeader, size: int) -> tuple[ErrorCode, str] | None:
+    def _check_media(self, header: MediaHeader, size: int,
+                     now: float) -> tuple[ErrorCode, str] | None:
         """Why this media message is refused (code, message), or None to accept it."""
         start = self.start
         assert start is not None
@@ -261,15 +279,20 @@ class Session:
             return (ErrorCode.BAD_SEQUENCE,
                     f"{header.kind.name} sequence number {header.seq} does not increase "
                     f"(last was {last.seq}); the message was dropped")
-        if last is not None and header.timestamp_us < last.timestamp_us:
-            return (ErrorCode.BAD_TIMESTAMP,
-                    f"{header.kind.name} timestamp {header.timestamp_us} µs goes back "
-                    f"from {last.timestamp_us} µs; the message was dropped")
         expected = _payload_rule(start, header.kind, self.config.max_faces)
         if not expected(size):
             return (ErrorCode.BAD_PAYLOAD_SIZE, f"{header.kind.name} payload of {size} bytes: "
                     f"{expected.__doc__}; the message was dropped")
-        return None
+        late = self.clock.refusal(header.kind, header.timestamp_us, now)
+        return None if late is None else (ErrorCode.BAD_TIMESTAMP, late)
+
+    def _duration_us(self, header: MediaHeader, payload: memoryview) -> int:
+        """Stream time an accepted message covers: its samples, or a frame's step."""
+        audio = self.start.audio if self.start is not None else None
+        if header.kind is BinaryKind.AUDIO and audio is not None:
+            samples = len(payload) // (audio.encoding.sample_bytes * audio.channels)
+            return samples * 1_000_000 // audio.sample_rate
+        return STEP_US if header.kind is BinaryKind.VIDEO else 0
 
     def _reports(self, out: ChunkOutput, chunk: Chunk) -> list[ServerMessage]:
         end_step = chunk.input.start_step + chunk.input.steps
@@ -297,12 +320,15 @@ class Session:
     def _refuse(self, error: ProtocolError) -> list[Action]:
         """A fatal problem before streaming: error, then close without `done`."""
         self.phase = Phase.CLOSED
-        return [Send(Error(ErrorCode(error.code), str(error), fatal=True)),
+        return [self._error(error.code, str(error), fatal=True),
                 Close(CloseCode.POLICY, error.code)]
 
     @staticmethod
     def _error(code: str, message: str, fatal: bool = False, kind: str | None = None,
                seq: int | None = None) -> Send:
+        """Every error the session sends; its message is capped (exception texts included)."""
+        if len(message) > MAX_ERROR_CHARS:
+            message = message[:MAX_ERROR_CHARS - 3] + "..."
         return Send(Error(ErrorCode(code), message, fatal, kind, seq))
 
     def _summary(self) -> ModelSummary:

@@ -25,7 +25,7 @@ RNG = np.random.default_rng(7)
 
 
 def media(start: Start, chunk_steps: int = 4) -> MediaInput:
-    return MediaInput(start, chunk_steps, roi_size=8, max_faces=4, max_av_skew_s=1.0)
+    return MediaInput(start, chunk_steps, roi_size=8)
 
 
 def audio_header(seq: int, t_us: int) -> MediaHeader:

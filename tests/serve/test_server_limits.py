@@ -89,17 +89,28 @@ def test_token_auth_answers_401_without_the_right_token(engine, clip, audio_refe
     assert json.loads(query_ready)["type"] == "ready"
 
 
-def test_origins_outside_the_allowed_list_get_403(engine) -> None:
+@pytest.mark.parametrize("allowed,origin,status", [
+    ((), "https://evil.example", 403),  # any web page a visitor opened: refused by default
+    ((), "http://127.0.0.1:{port}", 101),  # the server's own page
+    ((), None, 101),  # not a browser
+    (("https://good.example",), "https://good.example", 101),
+    (("https://good.example",), "https://evil.example", 403),
+    (("*",), "https://evil.example", 101),
+])
+def test_only_listed_origins_the_own_page_and_non_browsers_may_connect(engine, allowed, origin,
+                                                                        status) -> None:
     async def main():
-        async with running_server(engine, allowed_origins=("https://good.example",)) as server:
-            bad = await refused_status(stream_url(server), origin="https://evil.example")
-            none = await refused_status(stream_url(server))
-            async with connect(stream_url(server), origin="https://good.example") as ws:
-                await ws.send(START)
-                ok = json.loads(await ws.recv())["type"]
-            return bad, none, ok
+        async with running_server(engine, allowed_origins=allowed) as server:
+            kwargs = {} if origin is None else {"origin": origin.format(port=server.port)}
+            try:
+                async with connect(stream_url(server), **kwargs) as ws:
+                    await ws.send(START)
+                    assert json.loads(await ws.recv())["type"] == "ready"
+                    return 101
+            except InvalidStatus as refused:
+                return refused.response.status_code
 
-    assert run(main()) == (403, 403, "ready")
+    assert run(main()) == status
 
 
 def test_healthz_metrics_page_and_404(model, engine, clip) -> None:

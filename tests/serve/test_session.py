@@ -64,7 +64,7 @@ def only_error(actions) -> Error:
 
 def test_binary_before_start_is_fatal_and_closes_without_done() -> None:
     session = new_session()
-    actions = session.on_binary(pack_media(BinaryKind.AUDIO, 0, 0, b"\0\0"))
+    actions = session.on_binary(pack_media(BinaryKind.AUDIO, 0, 0, b"\0\0"), 0.0)
     error = sent(actions)[0]
     assert error.code == ErrorCode.NOT_STARTED and error.fatal
     assert actions[-1] == Close(CloseCode.POLICY, ErrorCode.NOT_STARTED)
@@ -125,7 +125,7 @@ def test_malformed_json_before_start_is_not_fatal() -> None:
 ])
 def test_bad_media_is_refused_and_not_fed(data: bytes, code: ErrorCode) -> None:
     session = started()
-    actions = session.on_binary(data)
+    actions = session.on_binary(data, 0.0)
     error = only_error(actions)
     assert error.code == code and not error.fatal
     assert not any(isinstance(a, Feed) for a in actions)
@@ -133,19 +133,19 @@ def test_bad_media_is_refused_and_not_fed(data: bytes, code: ErrorCode) -> None:
 
 def test_sequence_numbers_and_timestamps_must_increase_per_kind() -> None:
     session = started()
-    assert isinstance(session.on_binary(pack_media(BinaryKind.AUDIO, 5, 100, b"\0\0"))[0], Feed)
-    assert isinstance(session.on_binary(pack_media(BinaryKind.VIDEO, 0, 0, b"\0" * 32))[0], Feed)
-    assert only_error(session.on_binary(pack_media(BinaryKind.AUDIO, 5, 200, b"\0\0"))).code \
+    assert isinstance(session.on_binary(pack_media(BinaryKind.AUDIO, 5, 100, b"\0\0"), 0.0)[0], Feed)
+    assert isinstance(session.on_binary(pack_media(BinaryKind.VIDEO, 0, 0, b"\0" * 32), 0.0)[0], Feed)
+    assert only_error(session.on_binary(pack_media(BinaryKind.AUDIO, 5, 200, b"\0\0"), 0.0)).code \
         == ErrorCode.BAD_SEQUENCE
-    error = only_error(session.on_binary(pack_media(BinaryKind.AUDIO, 6, 99, b"\0\0")))
+    error = only_error(session.on_binary(pack_media(BinaryKind.AUDIO, 6, 99, b"\0\0"), 0.0))
     assert error.code == ErrorCode.BAD_TIMESTAMP and error.seq == 6 and error.kind == "audio"
-    assert isinstance(session.on_binary(pack_media(BinaryKind.AUDIO, 9, 100, b"\0\0"))[0], Feed)
+    assert isinstance(session.on_binary(pack_media(BinaryKind.AUDIO, 9, 100, b"\0\0"), 0.0)[0], Feed)
 
 
 def test_end_flushes_then_done_then_close_and_nothing_after() -> None:
     session = started()
     assert session.on_text('{"type": "end"}') == [Flush()]
-    assert only_error(session.on_binary(pack_media(BinaryKind.AUDIO, 0, 0, b"\0\0"))).code \
+    assert only_error(session.on_binary(pack_media(BinaryKind.AUDIO, 0, 0, b"\0\0"), 0.0)).code \
         == ErrorCode.AFTER_END
     assert only_error(session.on_text('{"type": "end"}')).code == ErrorCode.AFTER_END
     session.on_output(ChunkOutput(finals=(Segment("a b", 0, 80),)))
@@ -167,7 +167,7 @@ def test_server_side_end_before_start_closes_and_while_streaming_flushes() -> No
 
 def test_fatal_media_error_still_flushes_what_was_received() -> None:
     session = started(Start(video=VideoSpec(VideoEncoding.WEBM)))
-    header = session.on_binary(pack_media(BinaryKind.CONTAINER, 0, 0, b"junk"))[0].header
+    header = session.on_binary(pack_media(BinaryKind.CONTAINER, 0, 0, b"junk"), 0.0)[0].header
     from avsync.errors import ProtocolError
 
     actions = session.on_media_errors(header, [ProtocolError(ErrorCode.UNDECODABLE_CONTAINER,
