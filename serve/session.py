@@ -114,6 +114,8 @@ class Session:
 
     # --- client input --------------------------------------------------------------------
     def on_text(self, text: str) -> list[Action]:
+        if self.phase is Phase.CLOSED:  # closed: nothing more is said
+            return []
         try:
             message = parse_client_message(text, self.config.max_text_bytes)
         except ProtocolError as error:
@@ -132,6 +134,8 @@ class Session:
 
     def on_binary(self, data: bytes, now: float) -> list[Action]:
         """A binary message received at `now` (monotonic seconds: the stream clock's budget)."""
+        if self.phase is Phase.CLOSED:
+            return []
         if self.phase is Phase.WAITING:
             return self._refuse(ProtocolError(
                 ErrorCode.NOT_STARTED, f"binary message of {len(data)} bytes before `start`; "
@@ -165,6 +169,8 @@ class Session:
     # --- results and events from the I/O layer --------------------------------------------
     def on_media_errors(self, header: MediaHeader, errors: list[ProtocolError]) -> list[Action]:
         actions: list[Action] = []
+        if self.phase is Phase.CLOSED:
+            return actions
         for error in errors:
             actions.append(self._error(error.code, str(error), fatal=error.fatal,
                                        kind=header.kind.name.lower(), seq=header.seq))

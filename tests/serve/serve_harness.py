@@ -52,6 +52,15 @@ def stream_url(server: AvsyncServer, query: str = "") -> str:
     return f"ws://127.0.0.1:{server.port}{STREAM_PATH}{query}"
 
 
+async def sessions_after_closing(server, wait_s: float = 3.0) -> int:
+    """Open sessions once the server finished closing what was closed (handlers return)."""
+    for _ in range(int(wait_s / 0.02)):
+        if not server.runners:
+            break
+        await asyncio.sleep(0.02)
+    return len(server.runners)
+
+
 def final_texts(messages: list) -> list[str]:
     return [m.text for m in messages if isinstance(m, FinalMessage)]
 

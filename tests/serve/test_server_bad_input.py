@@ -20,6 +20,7 @@ from serve_harness import (
     receive_rest,
     run,
     running_server,
+    sessions_after_closing,
     stream_url,
 )
 from websockets.asyncio.client import connect
@@ -75,15 +76,6 @@ async def session_with(engine, clip: SynthClip, bad: list[str | bytes]):
         healthy = await stream_media(stream_url(server), clip.audio, None,
                                      StreamOptions(fast=True))
         return messages, ws.close_code, healthy
-
-
-async def sessions_after_closing(server, wait_s: float = 3.0) -> int:
-    """Open sessions once the server finished closing what was closed (handlers return)."""
-    for _ in range(int(wait_s / 0.02)):
-        if not server.runners:
-            break
-        await asyncio.sleep(0.02)
-    return len(server.runners)
 
 
 def errors_of(messages) -> list[Error]:

@@ -4,6 +4,7 @@ timeouts and overload (the runtime slowed down on purpose)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -18,10 +19,11 @@ from serve_harness import (
     receive_rest,
     run,
     running_server,
+    sessions_after_closing,
     stream_url,
 )
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from serve.client import StreamOptions, media_messages, stream_media
 from serve.protocol import (
@@ -32,6 +34,7 @@ from serve.protocol import (
     ErrorCode,
     Ready,
     Start,
+    decode_server_message,
     encode,
 )
 
@@ -208,3 +211,77 @@ def test_fast_clients_are_throttled_not_refused(model, engine, clip) -> None:
     messages = run(main())
     assert not any(isinstance(m, Error) for m in messages)
     check_same_results(messages, offline(model, as_s16(clip.audio), clip.frames))
+
+
+def test_junk_before_start_does_not_hold_a_slot_past_the_start_deadline(engine, clip,
+                                                                        audio_reference) -> None:
+    """max_sessions sockets that send junk every 50 ms and never `start`: each is closed
+    (start_timeout, 1008) start_timeout_s after its upgrade; then a real client gets in."""
+    async def junk_forever(url: str):
+        ws = await connect(url)
+        messages = []
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await ws.send("{junk")
+                messages.append(decode_server_message(await ws.recv()))
+                await asyncio.sleep(0.05)
+        return messages + await receive_rest(ws), ws.close_code
+
+    async def main():
+        async with running_server(engine, max_sessions=2, start_timeout_s=0.5) as server:
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            holders = [asyncio.create_task(junk_forever(stream_url(server))) for _ in range(2)]
+            await asyncio.sleep(0.2)
+            full = await refused_status(stream_url(server))
+            ended = await asyncio.gather(*holders)
+            held_s = loop.time() - began
+            await sessions_after_closing(server)
+            after = await stream_media(stream_url(server), clip.audio, None,
+                                       StreamOptions(fast=True))
+            return full, ended, held_s, after
+
+    full, ended, held_s, after = run(main())
+    assert full == 503
+    for messages, close_code in ended:
+        assert messages[-1].code == ErrorCode.START_TIMEOUT and messages[-1].fatal
+        assert {m.code for m in messages[:-1]} == {ErrorCode.MALFORMED_JSON}
+        assert close_code == CloseCode.POLICY
+    print(f"figure: junk-sending sockets held their slots {held_s:.2f} s (deadline 0.5 s)")
+    assert held_s < 0.5 + 1.0  # was: as long as the junk kept coming
+    check_same_results(after, audio_reference)
+
+
+async def raw_http(server, request: bytes) -> int:
+    """The status code of one raw HTTP/1.1 request (headers as the attacker wrote them)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(request)
+    await writer.drain()
+    status = int((await reader.readline()).split()[1])
+    writer.close()
+    return status
+
+
+UPGRADE = (b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
+
+
+@pytest.mark.parametrize("request_bytes,status", [
+    (b"POST /healthz HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", 405),
+    (b"PUT /v1/stream HTTP/1.1\r\nHost: h\r\n" + UPGRADE + b"\r\n", 405),
+    (b"GET /v1/stream HTTP/1.1\r\nHost: h\r\nOrigin: http://h\r\nOrigin: http://e\r\n"
+     + UPGRADE + b"\r\n", 400),
+    (b"GET /v1/stream HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer s3cret\r\n"
+     b"Authorization: Bearer x\r\n" + UPGRADE + b"\r\n", 400),
+    (b"GET /v1/stream HTTP/1.1\r\nHost: h\r\nHost: e\r\n" + UPGRADE + b"\r\n", 400),
+    (b"GET /metrics HTTP/1.1\r\nHost: h\r\n\r\n", 401),
+    (b"GET /metrics HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer s3cret\r\n\r\n", 200),
+    (b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n", 200),  # health stays public
+])
+def test_http_answers_only_get_single_headers_and_hides_metrics_behind_the_token(
+        engine, request_bytes, status) -> None:
+    async def main():
+        async with running_server(engine, token="s3cret") as server:
+            return await raw_http(server, request_bytes)
+
+    assert run(main()) == status  # was 200, 200, 500, 500, -, 200 (public metrics)
