@@ -31,6 +31,10 @@ real corpora:
   avsync data prepare /corpora/lrs2 --out /fast/lrs2-cache --workers 8
   avsync data index /corpora/lrs3 --layout lrs3
 
+many machines (a SLURM array or Kubernetes Indexed Job runs part K of N; docs/training.md):
+  avsync data prepare /corpora/lrs3 --out /shared/lrs3-cache --shard $SLURM_ARRAY_TASK_ID/64
+  avsync data merge /shared/lrs3-cache       # checks all 64 parts, links them into one cache
+
 run `avsync data <command> --help` for each command's options."""
 
 
@@ -75,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _index_parser(commands)
     _prepare_parser(commands)
+    _merge_parser(commands)
     _stats_parser(commands)
     _tokenizer_parser(commands)
     _audit_parser(commands)
@@ -117,8 +122,37 @@ def _prepare_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", type=Path, metavar="MODEL",
                    help="sentencepiece .model whose ids to store (default: none; the Dataset "
                         "then tokenises at load time)")
+    p.add_argument("--shard", type=_part, metavar="K/N",
+                   help="prepare only part K of N (0-based) into OUT/part-K-of-N: parts are "
+                        "balanced by duration and stable when the manifest grows by "
+                        "appending; join them with `avsync data merge OUT`")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_source_options(p)
+
+
+def _part(text: str):
+    from avsync.data.partition import Part
+
+    try:
+        return Part.parse(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _merge_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "merge", formatter_class=_Formatter,
+        help="join the parts of `prepare --shard` into one cache",
+        description="Check that every part CACHE/part-K-of-N (K = 0..N-1) is complete and was "
+                    "prepared from the same manifest with the same ROI size, tokenizer and "
+                    "checks, that no clip is in two parts and none is missing, then write "
+                    "CACHE/manifest.json and report.json in manifest order. The arrays are "
+                    "not copied: CACHE/shards holds relative symlinks into the parts, so "
+                    "`avsync train fit --data.cache CACHE` reads it as a single-machine cache.",
+        epilog="example:\n  avsync data merge /shared/lrs3-cache")
+    p.add_argument("cache", type=Path, help="the --out of the parts' prepare")
+    p.add_argument("--shards", type=_positive_int, metavar="N",
+                   help="how many parts to expect (default: from the part-K-of-N folders)")
 
 
 def _stats_parser(commands: argparse._SubParsersAction) -> None:
@@ -186,11 +220,19 @@ def _prepare(args: argparse.Namespace) -> int:
     tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer else None
     config = PrepareConfig(roi_size=args.roi_size, workers=args.workers)
     result = prepare_cache(manifest, out, config, tokenizer=tokenizer,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, part=args.shard)
     print(result.summary)
     print(f"decoded {result.decoded}, reused {result.reused} in {result.seconds:.1f} s; "
-          f"wrote {out} (report: {out / 'report.json'})")
+          f"wrote {result.path} (report: {result.path / 'report.json'})")
     return 0 if result.kept else 1
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from avsync.data.partition import merge_parts
+
+    result = merge_parts(args.cache, args.shards)
+    print(result.summary)
+    return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -236,8 +278,8 @@ def _audit(args: argparse.Namespace) -> int:
     return run(args, load_manifest(args.root))
 
 
-HANDLERS = {"index": _index, "prepare": _prepare, "stats": _stats, "tokenizer": _tokenizer,
-            "audit": _audit}
+HANDLERS = {"index": _index, "prepare": _prepare, "merge": _merge, "stats": _stats,
+            "tokenizer": _tokenizer, "audit": _audit}
 
 
 def main(argv: list[str] | None = None) -> int:

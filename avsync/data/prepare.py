@@ -1,8 +1,9 @@
 """Decode every manifest entry once into a prepared cache that training reads fast.
 
-Each clip: decoded with `avsync.media.decode_media` in worker processes, mouth ROIs cropped
-with the fixed LRS convention (`mouth_box(whole_frame_face(w, h))`, area-resized to
-`roi_size`), audio as int16 @ 16 kHz trimmed/padded to exactly T * 640 samples, word times
+Each clip: read piece by piece with `avsync.media.mouths.read_mouths` in worker processes
+(frames scaled to a working size as decoded, then cropped at once: memory does not grow with
+resolution), mouth ROIs cropped with the fixed LRS convention (`mouth_box(whole_frame_face(w,
+h))`, area-resized to `roi_size`), audio as int16 @ 16 kHz trimmed/padded to exactly T * 640 samples, word times
 in steps. Tokens: stored when a tokenizer is given, else left empty and computed at load time
 by `AVSpeechDataset` (sentencepiece encodes a transcript in microseconds, so a cache need
 not be rebuilt when the vocabulary changes).
@@ -37,6 +38,7 @@ from avsync.data.cache import (
     REPORT_FILE,
 )
 from avsync.data.index import Manifest, ManifestEntry
+from avsync.data.partition import Part, part_config, part_manifest
 from avsync.data.report import Problem, Reason, report_dict, summarize, write_json_atomic
 from avsync.data.shards import Journal, JournalLine, ShardWriter
 from avsync.errors import ConfigError, MediaError
@@ -95,6 +97,7 @@ def _media_problem(error: MediaError) -> tuple[Reason, str]:
 
 
 def _check_clip(clip: Any, config: PrepareConfig) -> tuple[Reason, str] | None:
+    """clip: a MouthClip (rois, audio, source_fps, has_video, has_audio)."""
     if not clip.has_video:
         return Reason.NO_VIDEO, "no video stream"
     if not clip.has_audio:
@@ -102,7 +105,7 @@ def _check_clip(clip: Any, config: PrepareConfig) -> tuple[Reason, str] | None:
     if clip.source_fps is None or abs(clip.source_fps - FPS) > config.fps_tolerance:
         return Reason.WRONG_FPS, (f"{clip.source_fps} fps; avsync needs {FPS} fps video "
                                   f"(re-encode with: ffmpeg -i IN -r {FPS} OUT)")
-    video_s, audio_s = len(clip.frames) / FPS, len(clip.audio) / (FPS * SAMPLES_PER_STEP)
+    video_s, audio_s = len(clip.rois) / FPS, len(clip.audio) / (FPS * SAMPLES_PER_STEP)
     if abs(video_s - audio_s) > max(0.2, config.max_length_mismatch * max(video_s, audio_s)):
         return Reason.LENGTH_MISMATCH, f"video {video_s:.2f} s but audio {audio_s:.2f} s"
     return None
@@ -120,39 +123,45 @@ def clip_arrays(frames: np.ndarray, audio: np.ndarray, roi_size: int, first: int
     frames: (T, H, W) uint8 gray; audio: (S,) float32 @ 16 kHz. Returns ROIs (n, R, R) uint8
     and audio (n * 640,) int16, padded with silence or trimmed to match the video exactly.
     """
-    from avsync.media.roi import crop_mouths, whole_frame_face
+    from avsync.media.mouths import whole_frame_mouths
 
     last = len(frames) if last is None else last
-    steps = len(frames)
+    return roi_arrays(whole_frame_mouths(frames[first:last], roi_size), audio, len(frames),
+                      first)
+
+
+def roi_arrays(rois: np.ndarray, audio: np.ndarray, steps: int, first: int = 0
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """rois: (n, R, R) uint8 of steps [first, first + n) of a clip of `steps` steps; audio:
+    (S,) float32 of the whole clip -> (rois, (n * 640,) int16 of the same steps), the audio
+    padded with silence or trimmed to match the video exactly."""
     padded = np.zeros(steps * SAMPLES_PER_STEP, np.float32)
     usable = min(len(audio), padded.size)
     padded[:usable] = audio[:usable]
-    face = whole_frame_face(frames.shape[2], frames.shape[1])
-    roi = crop_mouths(frames[first:last], face, roi_size)
-    return roi, to_int16(padded[first * SAMPLES_PER_STEP:last * SAMPLES_PER_STEP])
+    last = first + len(rois)
+    return rois, to_int16(padded[first * SAMPLES_PER_STEP:last * SAMPLES_PER_STEP])
 
 
 def _decode_job(job: _Job) -> tuple[np.ndarray, np.ndarray] | tuple[Reason, str]:
     """Worker: the arrays of one entry, or (reason, detail) when the input is bad."""
-    from avsync.media.decode import decode_media
+    from avsync.media.mouths import read_mouths
 
     try:
-        clip = decode_media(job.media, gray=True)
+        clip = read_mouths(job.media, job.config.roi_size)
     except MediaError as error:
         return _media_problem(error)
+    if clip.damage:  # decodable in part: not what a training example should be
+        return Reason.CORRUPT_MEDIA, "; ".join(d.describe() for d in clip.damage)
     problem = _check_clip(clip, job.config)
     if problem is not None:
         return problem
-    steps = len(clip.frames)
+    steps = len(clip.rois)
     first = 0 if job.start is None else min(seconds_to_steps(job.start), steps)
     last = steps if job.end is None else min(seconds_to_steps(job.end), steps)
     if last <= first:
         return Reason.EMPTY_SEGMENT, (f"segment {job.start}-{job.end} s lies outside the "
                                       f"{steps / FPS:.2f} s clip")
-    try:
-        return clip_arrays(clip.frames, clip.audio, job.config.roi_size, first, last)
-    except MediaError as error:
-        return Reason.CORRUPT_MEDIA, str(error)
+    return roi_arrays(clip.rois[first:last], clip.audio, steps, first)
 
 
 # ------------------------------------------------------------------- parent side
@@ -204,15 +213,23 @@ def _progress(items: Iterable[Any], total: int, enabled: bool) -> Iterable[Any]:
 
 
 def prepare_cache(manifest: Manifest, out: str | Path, config: PrepareConfig | None = None,
-                  tokenizer: Any | None = None, progress: bool = True) -> PrepareResult:
+                  tokenizer: Any | None = None, progress: bool = True,
+                  part: Part | None = None) -> PrepareResult:
     """Write (or resume, or confirm) the cache of `manifest` at `out`; see the module doc.
 
     tokenizer: an `avsync.text.Tokenizer` whose ids are stored with each clip, or None.
-    Returns counts and every problem (the manifest's own plus the decoding ones); never
-    raises for a bad input.
+    part: only that part of the manifest, into `out/part-K-of-N` (`avsync.data.partition`;
+    `merge_parts` joins the parts). Returns counts and every problem (the manifest's own plus
+    the decoding ones); never raises for a bad input.
     """
     config = config or PrepareConfig()
     out = Path(out)
+    placement: dict[str, Any] = {"entries": list(range(len(manifest.entries))), "part": None}
+    if part is not None:
+        whole = manifest
+        manifest, placement["entries"] = part_manifest(whole, part)
+        placement["part"] = part_config(whole, part, manifest)
+        out = out / part.dirname
     began = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     tokenizer_sha = None if tokenizer is None else tokenizer.sha256
@@ -227,7 +244,7 @@ def prepare_cache(manifest: Manifest, out: str | Path, config: PrepareConfig | N
     finally:
         journal.close()
     return _finish(manifest, out, config, tokenizer_sha, journal, keys, len(todo), reused,
-                   time.perf_counter() - began)
+                   time.perf_counter() - began, placement)
 
 
 def _run(manifest: Manifest, out: Path, config: PrepareConfig, tokenizer: Any | None,
@@ -252,21 +269,22 @@ def _run(manifest: Manifest, out: Path, config: PrepareConfig, tokenizer: Any | 
         writer.close()
 
 
-def _clip_record(entry: ManifestEntry, placed: dict[str, Any]) -> dict[str, Any]:
+def _clip_record(entry: ManifestEntry, index: int, placed: dict[str, Any]) -> dict[str, Any]:
+    """index: the entry's place in the whole manifest (a part's clips keep it for merging)."""
     segment = None if entry.start is None else [entry.start, entry.end]
-    return {"id": entry.id, "split": entry.split, "speaker": entry.speaker, "text": entry.text,
-            "source": entry.media, "segment": segment, "tag": entry.tag,
+    return {"id": entry.id, "entry": index, "split": entry.split, "speaker": entry.speaker,
+            "text": entry.text, "source": entry.media, "segment": segment, "tag": entry.tag,
             "words": word_steps(entry, placed["steps"]), **placed}
 
 
 def _finish(manifest: Manifest, out: Path, config: PrepareConfig, tokenizer_sha: str | None,
             journal: Journal, keys: list[str], decoded: int, reused: int,
-            seconds: float) -> PrepareResult:
+            seconds: float, placement: dict[str, Any]) -> PrepareResult:
     clips, problems = [], list(manifest.problems)
-    for entry, key in zip(manifest.entries, keys, strict=True):
+    for entry, index, key in zip(manifest.entries, placement["entries"], keys, strict=True):
         line = journal.done[key]
         if line.record is not None:
-            clips.append(_clip_record(entry, line.record))
+            clips.append(_clip_record(entry, index, line.record))
         else:
             assert line.problem is not None
             problems.append(Problem.from_json(line.problem))
@@ -277,6 +295,8 @@ def _finish(manifest: Manifest, out: Path, config: PrepareConfig, tokenizer_sha:
     cache_config = {**asdict(config), "source_root": str(manifest.root),
                     "layout": manifest.layout, "tokenizer_sha256": tokenizer_sha}
     cache_config.pop("workers")
+    if placement["part"] is not None:
+        cache_config["part"] = placement["part"]
     write_json_atomic(out / MANIFEST_FILE, {"format": CACHE_FORMAT, "version": CACHE_VERSION,
                                             "config": cache_config, "clips": clips}, indent=None)
     log.debug("%s", summary)
