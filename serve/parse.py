@@ -94,6 +94,8 @@ def parse_client_message(text: str, max_bytes: int = MAX_TEXT_BYTES) -> ClientMe
 
 def _depth(text: str) -> int:
     """Deepest nesting of [ and { outside JSON strings (linear; before json.loads recurses)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:  # every honest message: no scan
+        return 0
     depth = peak = 0
     for char in _STRING.sub("", text):
         if char in "[{":
