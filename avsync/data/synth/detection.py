@@ -202,3 +202,149 @@ def measure_detection(detector: FaceDetector | None = None, seed: int = 0, items
             truth += sample.truth
         out[setting] = score(setting, detected, truth)
     return out
+
+
+# --- landmarks over the pose grid (avsync.media.landmarks) ------------------------------------
+
+POSE_GRID: dict[str, tuple[float, ...]] = {"yaw": (-40, -20, 0, 20, 40), "pitch": (-20, 0, 20),
+                                           "roll": (-20, 0, 20)}
+POSE_SETTINGS: tuple[str, ...] = ("plain", "harsh light", "small", "large")
+
+
+@dataclass(frozen=True)
+class PoseSample:
+    """One rendered face at a known pose: gray frame (H, W) uint8, the true lips' centre
+    (pixels of that frame) and face width (pixels), the pose (yaw, pitch, roll degrees) and
+    the setting ("plain"; "harsh light": the corpus's lighting extremes; "small": the face
+    in a frame 2.5 times its box, about 0.35 of the frame wide; "large": upscaled 2x)."""
+
+    gray: np.ndarray
+    lips: tuple[float, float]
+    face_width: float
+    pose: tuple[float, float, float]
+    setting: str
+
+
+def _place(frame: np.ndarray, lips: tuple[float, float], width: float, setting: str,
+           rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float], float]:
+    """Scale a rendered (160, 160) gray face into the setting's frame; truth moved with it."""
+    if setting == "large":
+        return (cv2.resize(frame, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR),
+                (2 * lips[0] + 0.5, 2 * lips[1] + 0.5), 2 * width)
+    if setting == "small":
+        side = int(2.5 * CANVAS)
+        x, y = (int(v) for v in rng.integers(0, side - CANVAS, 2))
+        canvas = cv2.copyMakeBorder(frame, y, side - CANVAS - y, x, side - CANVAS - x,
+                                    cv2.BORDER_REPLICATE)
+        return canvas, (lips[0] + x, lips[1] + y), width
+    return frame, lips, width
+
+
+def pose_grid(seed: int = 0, identities: int = 3,
+              settings: Sequence[str] = POSE_SETTINGS) -> Iterator[PoseSample]:
+    """Every pose of POSE_GRID in every setting, the identities (corpus speakers) taking
+    turns, with a little random shift, scale and articulation per frame."""
+    from avsync.data.synth.face import (
+        FrameState,
+        render_states,
+        true_face_width,
+        true_lips_centre,
+    )
+
+    rng = rng_for(seed, DETECTION, 7)
+    faces = [make_speaker(seed, i).face for i in range(identities)]
+    poses = [(y, p, r) for y in POSE_GRID["yaw"] for p in POSE_GRID["pitch"]
+             for r in POSE_GRID["roll"]]
+    for s, setting in enumerate(settings):
+        for k, (yaw, pitch, roll) in enumerate(poses):
+            face = faces[(k + s) % identities]
+            state = FrameState(float(rng.uniform(-3, 3)), float(rng.uniform(-3, 3)), roll,
+                               float(rng.uniform(0.92, 1.08)), 0.0, 0.0, 0.0, 0.0, yaw, pitch)
+            mouth = _babble(rng, 1)
+            light = harsh_lighting(1, k) if setting == "harsh light" else None
+            rgb = render_states(face, mouth, [state], rng, light)[0]
+            gray, lips, width = _place(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY),
+                                       true_lips_centre(face, state, mouth[0]),
+                                       true_face_width(face, state), setting, rng)
+            yield PoseSample(gray, lips, width, (yaw, pitch, roll), setting)
+
+
+@dataclass(frozen=True)
+class LandmarkReport:
+    """Faces found and lips' centre error (fraction of the true face width: median, 95th
+    percentile, max) over samples, with the worst pose."""
+
+    setting: str
+    faces: int
+    found: int
+    error: tuple[float, float, float]
+    worst: tuple[float, float, float] | None
+
+    @property
+    def rate(self) -> float:
+        return self.found / max(self.faces, 1)
+
+    def to_json(self) -> dict:
+        return {"setting": self.setting, "faces": self.faces, "found": self.found,
+                "rate": round(self.rate, 4),
+                "lips_error_of_face_width": [round(v, 4) for v in self.error],
+                "worst_pose": self.worst}
+
+
+def measure_landmarks(samples: Sequence[PoseSample], models=None) -> dict[str, LandmarkReport]:
+    """Per setting: a face found (detector, then the face mesh from the detection and once more
+    from its own landmarks, as tracking does on the next frame) and the lips' centre error."""
+    from avsync.media.landmarks import (
+        LIPS,
+        FaceModels,
+        region_from_detection,
+        region_from_landmarks,
+    )
+
+    models = models or FaceModels.shared()
+    found: dict[str, list[tuple[float, tuple]]] = {}
+    counts: dict[str, int] = {}
+    for sample in samples:
+        counts[sample.setting] = counts.get(sample.setting, 0) + 1
+        errors = found.setdefault(sample.setting, [])
+        detections = models.detect(sample.gray)
+        if not detections:
+            continue
+        points, presence = models.landmarks(sample.gray, region_from_detection(detections[0]))
+        points, presence = models.landmarks(sample.gray, region_from_landmarks(points))
+        if presence < 0.5:
+            continue
+        x, y = points[LIPS].mean(axis=0)
+        error = float(np.hypot(x - sample.lips[0], y - sample.lips[1])) / sample.face_width
+        errors.append((error, sample.pose))
+    out = {}
+    for setting, errors in found.items():
+        values = [e for e, _ in errors]
+        worst = max(errors)[1] if errors else None
+        out[setting] = LandmarkReport(setting, counts[setting], len(errors), _stats(values),
+                                      worst)
+    return out
+
+
+def photo_frames(gray: np.ndarray, face: Box, count: int, seed: int = 0,
+                 size: tuple[int, int] = (640, 480)) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Frames made from one real photograph, as a camera might see the person in it: (gray
+    frame of `size` (W, H), the (2, 3) affine from photo to frame pixels). face: where the
+    face is in the photo (pixels). Each frame scales the photo so that the face is 0.12-0.4
+    of the frame width (77-256 px of 640), rolls it by up to +-20 degrees, places the face
+    anywhere it fits whole, changes gain (0.6-1.4) and offset, and adds sensor noise (sigma
+    2-6 grey levels); the photo's surroundings are a flat grey."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    for _ in range(count):
+        scale = float(rng.uniform(0.12, 0.4)) * width / face.w
+        matrix = cv2.getRotationMatrix2D(face.center, float(rng.uniform(-20, 20)), scale)
+        half = 0.75 * scale * face.w
+        target = (float(rng.uniform(half, width - half)), float(rng.uniform(half, height - half)))
+        matrix[:, 2] += np.array(target) - np.array(face.center)
+        frame = cv2.warpAffine(gray, matrix, size, flags=cv2.INTER_AREA if scale < 1
+                               else cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                               borderValue=int(rng.integers(40, 200)))
+        gain, offset = float(rng.uniform(0.6, 1.4)), float(rng.uniform(-20, 20))
+        noisy = frame * gain + offset + rng.normal(0, rng.uniform(2, 6), frame.shape)
+        yield np.clip(noisy, 0, 255).astype(np.uint8), matrix

@@ -141,6 +141,9 @@ class FrameState:
     gaze_x: float  # iris offset, pixels
     gaze_y: float
     brow: float  # brow raise, pixels
+    yaw: float = 0.0  # head turn about the vertical axis, degrees (> 0: turns to its left,
+    #                   the image's right); up to +-40 (`project_head`)
+    pitch: float = 0.0  # nod, degrees (> 0: chin down); up to +-20
 
 
 def frame_states(rng: np.random.Generator, identity: FaceIdentity, n_frames: int) -> list[FrameState]:
@@ -207,6 +210,70 @@ def head_pose(identity: FaceIdentity, state: FrameState) -> np.ndarray:
     return pose
 
 
+NOSE_DEPTH: float = 0.35  # the nose's height above the head's sphere, of the face half-width
+MUZZLE_DEPTH: float = 0.15  # how far the mouth region stands out of it (teeth and lips do)
+
+
+def _rotation(state: FrameState) -> np.ndarray:
+    """(3, 3) rotation of the head: pitch about the x axis, then yaw about the y axis."""
+    p, y = np.radians(state.pitch), np.radians(state.yaw)
+    pitch = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    yaw = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    return yaw @ pitch
+
+
+def _nose(identity: FaceIdentity, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Extra depth of the nose and the mouth region (unit-sphere units) at normalised face
+    coordinates (u, v)."""
+    f = identity
+    nose_v = (f.eye_y + 0.75 * f.nose_length - f.face_center_y) / f.face_half_height
+    width = f.nose_width / f.face_half_width
+    mouth_v = (MOUTH_Y - f.face_center_y) / f.face_half_height
+    mouth_u = 0.6 * f.mouth_width / f.face_half_width
+    return NOSE_DEPTH * np.exp(-(u / width) ** 2 - ((v - nose_v) * f.face_half_height
+                                                     / (0.5 * f.nose_length)) ** 2) \
+        + MUZZLE_DEPTH * np.exp(-(u / mouth_u) ** 2 - ((v - mouth_v) / 0.35) ** 2)
+
+
+def project_head(identity: FaceIdentity, state: FrameState, pts: np.ndarray) -> np.ndarray:
+    """Canonical points (n, 2) -> where the head's yaw and pitch put them (canonical pixels,
+    before roll, scale and shift): the face is the front of an ellipsoid (semi-axes: face
+    half-width, half-height, half-width in depth) with a nose on it, seen from the front.
+    Points outside the face outline (hair, ears) keep their distance ratio from the outline
+    point they lie beyond; a point turned behind the head lands on its silhouette."""
+    pts = np.asarray(pts, np.float64)
+    if state.yaw == 0 and state.pitch == 0:
+        return pts
+    f = identity
+    a, b = f.face_half_width, f.face_half_height
+    u, v = (pts[:, 0] - MOUTH_X) / a, (pts[:, 1] - f.face_center_y) / b
+    r = np.hypot(u, v)
+    outside = np.maximum(r, 1.0)
+    u, v = u / outside, v / outside
+    w = np.sqrt(np.clip(1 - u * u - v * v, 0, None)) + _nose(f, u, v)
+    x, y, z = _rotation(state) @ np.stack([u, v, w])
+    behind = z < 0
+    rim = np.maximum(np.hypot(x, y), 1e-9)
+    x, y = np.where(behind, x / rim, x), np.where(behind, y / rim, y)
+    return np.stack([MOUTH_X + a * x * outside, f.face_center_y + b * y * outside], axis=1)
+
+
+def unproject_head(identity: FaceIdentity, state: FrameState, xx: np.ndarray,
+                   yy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of `project_head` for pixels inside the turned face (nose ignored): canonical
+    (x, y) of what is seen at canonical-grid pixels (xx, yy), and a mask of pixels that show
+    the face's front (elsewhere x, y are the pixels themselves)."""
+    f = identity
+    a, b = f.face_half_width, f.face_half_height
+    u, v = (xx - MOUTH_X) / a, (yy - f.face_center_y) / b
+    w = np.sqrt(np.clip(1 - u * u - v * v, 0, None))
+    inside = u * u + v * v < 1
+    cu, cv, cw = np.tensordot(_rotation(state).T, np.stack([u, v, w]), axes=1)
+    front = inside & (cw > 0)
+    return (np.where(front, MOUTH_X + a * cu, xx), np.where(front, f.face_center_y + b * cv, yy),
+            front)
+
+
 def true_mouth_box(identity: FaceIdentity, state: FrameState) -> Box:
     """Where the mouth box of the ROI convention really is on this frame (160-pixel canvas).
 
@@ -215,9 +282,29 @@ def true_mouth_box(identity: FaceIdentity, state: FrameState) -> Box:
     mouth box should match (`detection.py`).
     """
     fixed = mouth_box(whole_frame_face(CANVAS, CANVAS))
-    cx, cy = head_pose(identity, state) @ np.array([*fixed.center, 1.0])
+    centre = project_head(identity, state, np.array([fixed.center]))[0]
+    cx, cy = head_pose(identity, state) @ np.array([*centre, 1.0])
     side = fixed.w * state.scale
     return Box(float(cx - side / 2), float(cy - side / 2), side, side)
+
+
+def true_lips_centre(identity: FaceIdentity, state: FrameState,
+                     mouth: np.ndarray) -> tuple[float, float]:
+    """Where the drawn lips' centre is on this frame (160-pixel canvas): the mean of their
+    outer and inner contours (as a face mesh's lip points are) through the head pose.
+    mouth: (6,) articulation parameters of the frame."""
+    f = identity
+    shape = mouth_shape((MOUTH_X, MOUTH_Y), f.mouth_width, f.upper_lip, f.lower_lip, mouth)
+    contours = np.concatenate([shape.upper_outer, shape.upper_inner, shape.lower_inner,
+                               shape.lower_outer])
+    moved = project_head(f, state, contours) @ head_pose(f, state)[:, :2].T \
+        + head_pose(f, state)[:, 2]
+    return float(moved[:, 0].mean()), float(moved[:, 1].mean())
+
+
+def true_face_width(identity: FaceIdentity, state: FrameState) -> float:
+    """The face's width on this frame (pixels of the 160 canvas): the outline's, scaled."""
+    return 2 * identity.face_half_width * state.scale
 
 
 SHADE_ONE: int = 128  # the value of a gain map that leaves a pixel as it is
@@ -267,17 +354,27 @@ class _Painter:
     """Draws canonical-frame polygons onto a supersampled canvas through the head pose."""
 
     def __init__(self, image: np.ndarray, identity: FaceIdentity, state: FrameState) -> None:
-        self.image = image
+        self.image, self.identity, self.state = image, identity, state
         k = SUPERSAMPLE
         self.matrix = head_pose(identity, state) * k
         self.body = np.array([[k, 0, k * state.dx * 0.5], [0, k, k * state.dy * 0.3]])
+        self.turned = state.yaw != 0 or state.pitch != 0
 
     def _points(self, pts: np.ndarray, body: bool) -> np.ndarray:
         m = self.body if body else self.matrix
+        if self.turned and not body:
+            pts = project_head(self.identity, self.state, pts)
         out = pts @ m[:, :2].T + m[:, 2]
         return np.round(out * (1 << _SHIFT)).astype(np.int32)
 
-    def fill(self, pts: np.ndarray, colour: Colour, body: bool = False) -> None:
+    def fill(self, pts: np.ndarray, colour: Colour, body: bool = False,
+             flat: bool = False) -> None:
+        """flat: only roll, scale and shift (for the head's silhouette, which a turn keeps)."""
+        if flat:
+            pts = np.round((pts @ self.matrix[:, :2].T + self.matrix[:, 2])
+                           * (1 << _SHIFT)).astype(np.int32)
+            cv2.fillPoly(self.image, [pts], colour, cv2.LINE_AA, _SHIFT)
+            return
         cv2.fillPoly(self.image, [self._points(pts, body)], colour, cv2.LINE_AA, _SHIFT)
 
     def shade(self, gain: np.ndarray) -> None:
@@ -285,10 +382,27 @@ class _Painter:
         warp = self.matrix.copy()
         warp[:, :2] /= SUPERSAMPLE  # the map is in supersampled canonical pixels already
         size = self.image.shape[1], self.image.shape[0]
-        moved = cv2.warpAffine(gain, warp, size, flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=SHADE_ONE)
+        if self.turned:
+            moved = self._turned_gain(gain)
+        else:
+            moved = cv2.warpAffine(gain, warp, size, flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_CONSTANT, borderValue=SHADE_ONE)
         cv2.multiply(self.image, cv2.merge((moved, moved, moved)), dst=self.image,
                      scale=1.0 / SHADE_ONE)
+
+    def _turned_gain(self, gain: np.ndarray) -> np.ndarray:
+        """The gain map seen on the turned head: each output pixel looks up the canonical
+        point it shows (`unproject_head`); pixels off the face's front are left unshaded."""
+        height, width = self.image.shape[:2]
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+        inverse = cv2.invertAffineTransform(self.matrix)  # output -> canonical (turned) pixels
+        cx = inverse[0, 0] * xx + inverse[0, 1] * yy + inverse[0, 2]
+        cy = inverse[1, 0] * xx + inverse[1, 1] * yy + inverse[1, 2]
+        sx, sy, front = unproject_head(self.identity, self.state, cx, cy)
+        map_x = np.where(front, sx * SUPERSAMPLE, -10).astype(np.float32)
+        map_y = np.where(front, sy * SUPERSAMPLE, -10).astype(np.float32)
+        return cv2.remap(gain, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=SHADE_ONE)
 
     def line(self, pts: np.ndarray, colour: Colour, width: float, closed: bool = False) -> None:
         thickness = max(1, int(round(width * SUPERSAMPLE)))
@@ -458,6 +572,8 @@ def render_face(background: np.ndarray, identity: FaceIdentity, state: FrameStat
     _draw_hair_back(p, f)
     _draw_body(p, f)
     _draw_ears(p, f)
+    if p.turned:  # the side of the head a turn shows, inside the silhouette
+        p.fill(_head_outline(f, float(mouth[JAW])), _shade(f.skin, 0.9), flat=True)
     p.fill(_head_outline(f, float(mouth[JAW])), f.skin)
     _draw_eyes(p, f, state)
     _draw_nose_bridge(p, f)
@@ -531,12 +647,22 @@ def render_clip_with_truth(identity: FaceIdentity, mouth: np.ndarray, rng: np.ra
 
     lighting: this instead of a random one (drawn from `rng` when None)."""
     n = len(mouth)
-    background, shading = render_background(identity), render_shading(identity)
     states = frame_states(rng, identity, n)
+    frames = render_states(identity, mouth, states, rng, lighting)
+    return frames, [true_mouth_box(identity, state) for state in states]
+
+
+def render_states(identity: FaceIdentity, mouth: np.ndarray, states: list[FrameState],
+                  rng: np.random.Generator, lighting: Lighting | None = None) -> np.ndarray:
+    """Frames of given head states (any pose: yaw +-40, pitch +-20, roll +-20 degrees):
+    mouth (T, 6), states (T) -> (T, 160, 160, 3) uint8 RGB. lighting: drawn from rng if None.
+    The truth of each frame: `true_lips_centre`, `true_face_width`, `true_mouth_box`."""
+    n = len(mouth)
+    background, shading = render_background(identity), render_shading(identity)
     lighting = random_lighting(rng, n) if lighting is None else lighting
     out = np.empty((n, CANVAS, CANVAS, 3), np.uint8)
     for k in range(n):
         out[k] = downsample(render_face(background, identity, states[k], mouth[k], shading))
     for first in range(0, n, _LIGHT_CHUNK):
         apply_lighting(out[first:first + _LIGHT_CHUNK], lighting, rng, first)
-    return out, [true_mouth_box(identity, state) for state in states]
+    return out
