@@ -6,7 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := .cache/system-packages.ok
-DEBIAN_PACKAGES := espeak-ng libespeak-ng1 fortunes-min chromium fonts-dejavu-core
+DEBIAN_PACKAGES := espeak-ng libespeak-ng1 fortunes-min fortunes wordnet-base chromium \
+	fonts-dejavu-core
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
@@ -16,7 +17,7 @@ setup: system-packages $(STAMP)
 
 system-packages: $(SYSTEM_STAMP)
 
-$(SYSTEM_STAMP):
+$(SYSTEM_STAMP): Makefile
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \

@@ -29,6 +29,10 @@ text sources:
   grid   GRID-style commands ("BIN BLUE AT F TWO NOW"), a closed 51-word vocabulary
   open   English sentences from the fortunes-min quotations (3-12 words, LRS-normalised)
   mixed  half and half (default)
+  english  open English for LRS-like training: ~64k sentences from Debian's fortunes and
+         WordNet's examples, numbers spelled out, 3-25 words; each sentence belongs to one
+         split (5 % test, 5 % val by a hash of its text), and speakers of a split say only
+         that split's sentences, so test sentences are never in the training text
 """
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from avsync.data.annotations import Annotation, WordTiming
+from avsync.data.synth.english import english_sentences
 from avsync.data.synth.espeak import Speech, SpokenWord, Voice, synthesize
 from avsync.data.synth.face import render_clip
 from avsync.data.synth.grammar import grid_sentence
@@ -23,7 +24,7 @@ from avsync.data.synth.visemes import articulation_track, idle_track
 from avsync.errors import ConfigError, DataError
 from avsync.timebase import SAMPLE_RATE, SAMPLES_PER_STEP
 
-TEXT_SOURCES: tuple[str, ...] = ("grid", "open", "mixed")
+TEXT_SOURCES: tuple[str, ...] = ("grid", "open", "mixed", "english")
 SYNTH_ATTEMPTS: int = 10  # sentences tried before giving up on an utterance
 CONF: float = 4.0  # the LRS `Conf:` value written for every synthetic clip
 IDLE_DURING_CLIP: float = 0.35  # amount of non-speech mouth motion added to every clip
@@ -42,20 +43,25 @@ class Clip:
         return len(self.audio) / SAMPLE_RATE
 
 
-def choose_words(rng: np.random.Generator, text: str) -> tuple[SpokenWord, ...]:
-    """A sentence from the source `text` ("grid", "open" or "mixed": half of each)."""
+def choose_words(rng: np.random.Generator, text: str, split: str = "train"
+                 ) -> tuple[SpokenWord, ...]:
+    """A sentence from the source `text` ("grid", "open", "mixed": half of each, or "english":
+    open English whose sentences belong to one split, drawn from `split`'s)."""
     if text not in TEXT_SOURCES:
         raise ConfigError(f"text source {text!r} is not one of {', '.join(TEXT_SOURCES)}")
+    if text == "english":
+        pool = english_sentences(split)
+        return pool[int(rng.integers(len(pool)))]
     if text == "grid" or (text == "mixed" and rng.random() < 0.5):
         return grid_sentence(rng)
     return open_sentence(rng)
 
 
-def speak(rng: np.random.Generator, voice: Voice, text: str) -> Speech:
+def speak(rng: np.random.Generator, voice: Voice, text: str, split: str = "train") -> Speech:
     """Synthesise a sentence drawn by `rng`, drawing another when espeak cannot time one."""
     errors = []
     for _ in range(SYNTH_ATTEMPTS):
-        words = choose_words(rng, text)
+        words = choose_words(rng, text, split)
         try:
             return synthesize(words, voice)
         except DataError as error:
@@ -88,10 +94,10 @@ def place(pieces: Sequence[tuple[int, np.ndarray]], n_samples: int, noise_std: f
 
 
 def make_clip(speaker: Speaker, rng: np.random.Generator, text: str,
-              silence: tuple[float, float] = (0.15, 0.5)) -> Clip:
-    """One LRS-style clip of `speaker` saying a sentence from `text`, with `silence` seconds
-    (drawn uniformly) before and after the speech."""
-    speech = speak(rng, speaker.voice, text)
+              silence: tuple[float, float] = (0.15, 0.5), split: str = "train") -> Clip:
+    """One LRS-style clip of `speaker` saying a sentence from `text` (of `split`'s sentences,
+    for the english source), with `silence` seconds (drawn uniformly) before and after."""
+    speech = speak(rng, speaker.voice, text, split)
     lead = int(rng.uniform(*silence) * SAMPLE_RATE)
     tail = int(rng.uniform(*silence) * SAMPLE_RATE)
     n_frames = -(-(lead + len(speech.audio) + tail) // SAMPLES_PER_STEP)

@@ -129,7 +129,8 @@ def _make_one(task: _Task) -> tuple[str, float]:
     from avsync.media.encode import write_mp4
 
     rng = rng_for(task.config.seed, UTTERANCE, task.speaker_index, task.utt)
-    clip = make_clip(task.speaker, rng, task.config.text, task.config.silence)
+    clip = make_clip(task.speaker, rng, task.config.text, task.config.silence,
+                     task.config.split_of(task.speaker_index))
     stem = task.config.out / "main" / task.clip_id
     stem.parent.mkdir(parents=True, exist_ok=True)
     write_mp4(stem.with_suffix(".mp4"), clip.frames, clip.audio, fps=FPS,
