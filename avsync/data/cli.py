@@ -265,17 +265,17 @@ def _tokenizer(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------- audit
-# `audit` runs an exported model, so it lives with the runtime (avsync.runtime.audit).
+# The corpus side of the audit (avsync.data.audit); measuring is the runtime's.
 def _audit_parser(commands: argparse._SubParsersAction) -> None:
-    from avsync.runtime.audit import add_parser
+    from avsync.data.audit import add_parser
 
     add_parser(commands, _Formatter)
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from avsync.runtime.audit import run
+    from avsync.data.audit import options_from_args, print_report, run_audit
 
-    return run(args, load_manifest(args.root))
+    return print_report(run_audit(options_from_args(args), load_manifest(args.root)))
 
 
 HANDLERS = {"index": _index, "prepare": _prepare, "merge": _merge, "stats": _stats,

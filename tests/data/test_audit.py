@@ -1,4 +1,5 @@
-"""`avsync data audit`: every clip measured, classified by the thresholds, clean lists."""
+"""`avsync data audit`: every clip measured, classified by the thresholds, clean lists (the
+corpus side in avsync.data.audit, the measuring in avsync.runtime.audit)."""
 
 from __future__ import annotations
 
