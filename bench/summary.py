@@ -37,7 +37,10 @@ def _runtime(d: dict) -> list[Row]:
     checkpoint = d.get("checkpoint", "")
     model = checkpoint if checkpoint.startswith("random") else f"{d['model']}, trained"
     int8 = d.get("int8_wer", {})
-    wer = (f"; int8 WER {int8['change_points']:+.2f} points" if int8.get("measured") else "")
+    change = int8.get("change_points")
+    wer = ("" if not int8.get("measured") else
+           f"; int8 WER {change:+.2f} points" if isinstance(change, int | float) else
+           "; int8 WER " + ", ".join(f"{k} {v:+.2f}" for k, v in change.items()) + " points")
     position = d["stream_position"]
     return [
         (f"runtime, 1 stream ({model}, {d['chunk_steps']}-step chunks)",
@@ -61,6 +64,23 @@ def _second_pass(d: dict) -> list[Row]:
              f"{w['audio_wer_first_pass_only']} -> {w['audio_wer_second_pass']} % audio-only, "
              f"{w['av_wer_first_pass_only']} -> {w['av_wer_second_pass']} % AV",
              "second_pass.json")]
+
+
+def _int8(d: dict) -> list[Row]:
+    one, emulated = d["speed_one_stream"]["speedup_vs_fp32"], d["emulated_avx2"]
+    line = ", ".join(f"{k} {v}x" for k, v in one.items())
+    rows = [("int8 schemes vs fp32, 1 stream (bench/int8.py)", line,
+             "WER change (points, AV/audio/video): " + "; ".join(
+                 f"{k} " + "/".join(f"{v['wer_increase'][m]:+.2f}" for m in ("av", "audio",
+                                                                            "video"))
+                 for k, v in d["this_cpu"].items()), "int8.json")]
+    if emulated.get("measured"):
+        diffs = {k: max(v["max_abs_diff_log_probs"].values())
+                 for k, v in emulated["schemes"].items()}
+        rows.append(("int8 on an AVX2-only CPU (qemu Haswell, accuracy only)",
+                     ", ".join(f"{k} max abs diff of log-probs {v:.2f}" for k, v in diffs.items()),
+                     "against fp32: u8s8 saturates without VNNI, u8s7 and u8u8 do not (emulated on the host below)", "int8.json"))
+    return rows
 
 
 def _serve(name: str) -> Callable[[dict], list[Row]]:
@@ -103,7 +123,7 @@ def _throughput(d: dict) -> list[Row]:
 
 
 SOURCES: list[tuple[str, Callable[[dict], list[Row]]]] = [
-    ("runtime.json", _runtime), ("second_pass.json", _second_pass),
+    ("runtime.json", _runtime), ("int8.json", _int8), ("second_pass.json", _second_pass),
     ("serve-tiny-grid.json", _serve("serve-tiny-grid.json")),
     ("serve-tiny-random.json", _serve("serve-tiny-random.json")),
     ("serve.json", _serve("serve.json")), ("data.json", _data), ("media.json", _media),

@@ -139,7 +139,10 @@ def int8_summary(int8: dict) -> str:
     cpu = int8.get("cpu")
     measured = (f"{cpu['model']} ({cpu['kind']}), onnxruntime {cpu['onnxruntime']}" if cpu
                 else "a CPU not recorded (before avsync recorded it)")
-    return line + f"; measured on {measured}. `model.json` `metrics.int8` has every figure."
+    rebuilt = (" They were rebuilt from the fp32 graphs by `avsync export --requantize`."
+               if "reference" in int8 else "")
+    return (line + f"; measured on {measured}.{rebuilt} `model.json` `metrics.int8` has every "
+            "figure.")
 
 
 def main(argv: list[str]) -> int:
