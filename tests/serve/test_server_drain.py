@@ -34,6 +34,7 @@ def test_sigterm_lets_open_sessions_finish_then_exits(model, model_dir, clips) -
     process = subprocess.Popen(
         [sys.executable, str(HERE / "no_torch_server.py"), "--model", str(model_dir),
          "--port", "0", "--max-segment-ms", "800", "--drain-timeout", "20",
+         "--precision", "fp32",  # the offline reference runs fp32 (`auto` may pick int8)
          "--log-level", "info"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
