@@ -252,7 +252,7 @@ def build_card(model: AVSyncModel, tokenizer: Tokenizer, *, int8: bool, chunk_st
         roi=RoiSpec(stored=visual.roi_stored, size=visual.roi_size, mean=timebase.ROI_MEAN,
                     std=timebase.ROI_STD, mouth_center_x=roi_convention.MOUTH_CENTER_X,
                     mouth_center_y=roi_convention.MOUTH_CENTER_Y,
-                    mouth_side=roi_convention.MOUTH_SIDE),
+                    mouth_side=roi_convention.MOUTH_SIDE, convention=visual.roi_convention),
         vocab=tuple(pieces), blank_id=tokenizer.blank_id, unk_id=tokenizer.unk_id,
         bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id, tokenizer=TOKENIZER_FILE,
         tokenizer_sha256=tokenizer.sha256, embed_dim=config.heads.embed_dim,

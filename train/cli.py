@@ -128,7 +128,8 @@ class AVSyncCLI(LightningCLI):
         config, tokenizer = self._model_and_tokenizer()
         self.datamodule = self._get(self.config_init, "data")
         self.datamodule.attach(tokenizer, config.visual_frontend.roi_size,
-                               config.visual_frontend.roi_stored)
+                               config.visual_frontend.roi_stored,
+                               config.visual_frontend.roi_convention)
         root = Path(section.get("default_root_dir") or Path("runs") / config.name)
         section["default_root_dir"] = str(root)
         section["precision"] = section.get("precision") or default_precision(section)

@@ -108,15 +108,22 @@ class AVDataModule(L.LightningDataModule):
         self.roi_size: int | None = None
         self.cache: PreparedCache | None = None
 
-    def attach(self, tokenizer: Tokenizer, roi_size: int, roi_stored: int) -> None:
+    def attach(self, tokenizer: Tokenizer, roi_size: int, roi_stored: int,
+               roi_convention: str = "face-box") -> None:
         """Give the data what the model decides: its tokenizer and ROI crop; the cache must
-        hold ROIs of the model's stored size (`avsync data prepare --roi-size roi_stored`)."""
+        hold ROIs of the model's stored size (`avsync data prepare --roi-size roi_stored`)
+        cut by its convention (`--roi-convention`)."""
         self.tokenizer, self.roi_size = tokenizer, roi_size
         cache = PreparedCache(self.cache_path)
         if cache.roi_size != roi_stored:
             raise ConfigError(f"{self.cache_path} stores {cache.roi_size} px ROIs but the model "
                               f"expects {roi_stored} px (visual_frontend.roi_stored); prepare "
                               f"the cache with `avsync data prepare ROOT --roi-size {roi_stored}`")
+        if cache.roi_convention != roi_convention:
+            raise ConfigError(f"{self.cache_path} holds mouth crops cut by {cache.roi_convention!r} "
+                              f"but the model is for {roi_convention!r} crops "
+                              "(visual_frontend.roi_convention); prepare the cache with "
+                              f"`avsync data prepare ROOT --roi-convention {roi_convention}`")
         self.cache = cache
 
     def facts(self) -> dict[str, Any]:
@@ -124,7 +131,7 @@ class AVDataModule(L.LightningDataModule):
         cache = self._cache()
         return {"cache": str(self.cache_path.resolve()), "source_root": cache.config.get("source_root"),
                 "layout": cache.config.get("layout"), "splits": dict(cache.splits),
-                "roi_stored": cache.roi_size, "noise": None if self.noise is None else
+                "roi_stored": cache.roi_size, "roi_convention": cache.roi_convention, "noise": None if self.noise is None else
                 {"snr_db": list(self.noise.snr_db), "probability": self.noise.probability,
                  "talkers": self.noise.talkers, "start_epoch": self.noise.start_epoch}}
 

@@ -106,6 +106,11 @@ class PreparedCache:
         return int(self.config["roi_size"])
 
     @property
+    def roi_convention(self) -> str:
+        """How the ROIs were cut (avsync.media.roi); caches written before it: "face-box"."""
+        return str(self.config.get("roi_convention", "face-box"))
+
+    @property
     def tokenizer_sha256(self) -> str | None:
         return self.config.get("tokenizer_sha256")
 

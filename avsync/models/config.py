@@ -87,7 +87,8 @@ class VisualFrontendConfig:
     `stem_kernel`, stride (1, 2, 2)); `stem_pool` adds ResNet-18's 3x3/2 max pool. Stage i has
     `stage_blocks[i]` basic blocks of `stage_channels[i]` channels and its first block has
     stride `stage_strides[i]` (ResNet-18: 1, 2, 2, 2). Inputs larger than `roi_size` (e.g. `roi_stored` crops from a
-    runtime) are centre-cropped inside the model.
+    runtime) are centre-cropped inside the model. `roi_convention` names how the crops were
+    cut ("face-box" or "mean-face", `avsync.media.roi`); the prepared cache must match it.
     """
 
     roi_size: int = 36
@@ -99,8 +100,14 @@ class VisualFrontendConfig:
     stage_channels: tuple[int, ...] = (16, 32, 64)
     stage_blocks: tuple[int, ...] = (1, 1, 1)
     stage_strides: tuple[int, ...] = (1, 2, 2)
+    roi_convention: str = "face-box"  # how the mouth crops are cut (avsync.media.roi)
 
     def __post_init__(self) -> None:
+        from avsync.media.roi import CONVENTIONS
+
+        _check(self.roi_convention in CONVENTIONS,
+               f"visual_frontend.roi_convention {self.roi_convention!r} is not one of "
+               f"{sorted(CONVENTIONS)} (avsync.media.roi)")
         _check(self.roi_size >= 8, f"visual_frontend.roi_size must be >= 8 px, got {self.roi_size}")
         _check(self.roi_stored >= self.roi_size,
                f"visual_frontend.roi_stored ({self.roi_stored}) must be >= roi_size "

@@ -77,6 +77,8 @@ class RoiSpec:
     color: str = "gray8"
     face_box: str = ("square face-centred crop (an LRS2/LRS3 frame is one); "
                      "see docs/architecture.md")
+    # how crops are cut (avsync.media.roi.CONVENTIONS); cards written before it are "face-box"
+    convention: str = "face-box"
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,7 @@ def _parse(data: Mapping[str, Any], source: str) -> ModelCard:
         fields = [f.name for f in dataclasses.fields(kind) if f.default is dataclasses.MISSING]
         _require(values[key], fields, f"'{key}'", source)
         values[key] = kind(**values[key])
+    _check_convention(values["roi"].convention, source)
     for stream in STREAMS:
         _require(values["states"], [stream], "'states'", source)
         _require(values["states"][stream], ["size", "slices"], f"'states.{stream}'", source)
@@ -232,6 +235,16 @@ def _parse(data: Mapping[str, Any], source: str) -> ModelCard:
                 f"{list(spec.outputs)}; re-export the model")
     values["vocab"] = tuple(str(p) for p in values["vocab"])
     return ModelCard(**values)
+
+
+def _check_convention(name: str, source: str) -> None:
+    from avsync.media.roi import CONVENTIONS
+
+    if name not in CONVENTIONS:
+        raise ModelLoadError(
+            f"{source}: the model was trained on mouth crops cut by convention {name!r}, which "
+            f"this avsync cannot cut (it knows {sorted(CONVENTIONS)}); serving it would feed "
+            "it crops unlike its training data: use the avsync release that exported it")
 
 
 # files ---------------------------------------------------------------------------------------

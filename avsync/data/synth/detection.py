@@ -348,3 +348,103 @@ def photo_frames(gray: np.ndarray, face: Box, count: int, seed: int = 0,
         gain, offset = float(rng.uniform(0.6, 1.4)), float(rng.uniform(-20, 20))
         noisy = frame * gain + offset + rng.normal(0, rng.uniform(2, 6), frame.shape)
         yield np.clip(noisy, 0, 255).astype(np.uint8), matrix
+
+
+@dataclass(frozen=True)
+class TurningClip:
+    """Faces side by side, each in a (240, 200) cell: turning heads (yaw +-40, pitch +-15,
+    roll +-12 degrees), two blinks each, speech-like mouths, optionally one face hidden.
+
+    frames: (T, 240, 200·F) uint8 gray; lips: (F, T, 2) true lips' centres (frame pixels);
+    widths: (F, T) true face widths; hidden: (first, last) frames face 0 is covered, or None.
+    """
+
+    frames: np.ndarray
+    lips: np.ndarray
+    widths: np.ndarray
+    hidden: tuple[int, int] | None
+
+    CELL = (240, 200)
+
+    def cell_of(self, x: float) -> int:
+        return int(x // self.CELL[1])
+
+
+def turning_faces(speakers: Sequence[int], n_frames: int, seed: int = 0,
+                  hide: tuple[int, int] | None = None, turning: bool = True) -> TurningClip:
+    """A `TurningClip` of corpus speakers; turning=False: still heads and mouths (only blinks
+    and sensor noise change). hide: frames [first, last) in which face 0 is covered grey."""
+    from avsync.data.synth.face import (
+        FrameState,
+        render_states,
+        true_face_width,
+        true_lips_centre,
+    )
+
+    tiles, lips, widths = [], [], []
+    pad_y, pad_x = (TurningClip.CELL[0] - CANVAS) // 2, (TurningClip.CELL[1] - CANVAS) // 2
+    t = np.arange(n_frames)
+    for f, speaker in enumerate(speakers):
+        identity = make_speaker(seed, speaker).face
+        rng = rng_for(seed, DETECTION, 11, f)
+        amount = 1.0 if turning else 0.0
+        yaw = amount * 40 * np.sin(2 * np.pi * t / 60 + f)
+        pitch = amount * 15 * np.sin(2 * np.pi * t / 45 + 2 * f)
+        roll = amount * 12 * np.sin(2 * np.pi * t / 70)
+        blink = np.zeros(max(n_frames, 80))
+        blink[20:25], blink[70:74] = [0.5, 1, 1, 1, 0.5], [0.6, 1, 1, 0.6]
+        states = [FrameState(amount * 3 * np.sin(k / 9), amount * 2 * np.cos(k / 7), roll[k],
+                             1.0, blink[k], 0, 0, 0, yaw[k], pitch[k]) for k in t]
+        mouth = _babble(rng, n_frames) if turning else np.full((n_frames, 6), 0.2)
+        rgb = render_states(identity, mouth, states, rng)
+        gray = np.stack([cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in rgb])
+        tiles.append(np.pad(gray, ((0, 0), (pad_y, pad_y), (pad_x, pad_x)), mode="edge"))
+        offset = np.array([pad_x + f * TurningClip.CELL[1], pad_y])
+        lips.append([np.add(true_lips_centre(identity, s, m), offset)
+                     for s, m in zip(states, mouth, strict=True)])
+        widths.append([true_face_width(identity, s) for s in states])
+    frames = np.concatenate(tiles, axis=2)
+    if hide is not None:
+        frames[hide[0]:hide[1], pad_y:pad_y + CANVAS, pad_x:pad_x + CANVAS] = 128
+    return TurningClip(frames, np.array(lips), np.array(widths), hide)
+
+
+@dataclass(frozen=True)
+class TrackScore:
+    """Tracking over a TurningClip: id switches (ids beyond the first per face), frames each
+    face went unreported, and the lips' error (fraction of face width: median, p95, max)."""
+
+    id_switches: int
+    ids: tuple[tuple[int, ...], ...]
+    missing: tuple[tuple[int, ...], ...]
+    error: tuple[float, float, float]
+
+    def to_json(self) -> dict:
+        return {"id_switches": self.id_switches, "ids": [list(i) for i in self.ids],
+                "frames_unreported": [len(m) for m in self.missing],
+                "lips_error_of_face_width": [round(v, 4) for v in self.error]}
+
+
+def score_tracks(clip: TurningClip, per_frame: Sequence[Sequence]) -> TrackScore:
+    """Score a tracker's faces per frame (objects with .track_id and .lips) on a clip."""
+    faces = len(clip.lips)
+    ids: list[list[int]] = [[] for _ in range(faces)]
+    missing: list[list[int]] = [[] for _ in range(faces)]
+    errors = []
+    for k, tracked in enumerate(per_frame):
+        seen = set()
+        for face in tracked:
+            cell = clip.cell_of(face.lips[0])
+            if not 0 <= cell < faces:
+                continue
+            seen.add(cell)
+            if face.track_id not in ids[cell]:
+                ids[cell].append(face.track_id)
+            x, y = clip.lips[cell, k]
+            errors.append(float(np.hypot(face.lips[0] - x, face.lips[1] - y))
+                          / clip.widths[cell, k])
+        for cell in range(faces):
+            if cell not in seen:
+                missing[cell].append(k)
+    return TrackScore(sum(len(i) - 1 for i in ids if i), tuple(map(tuple, ids)),
+                      tuple(map(tuple, missing)), _stats(errors))
