@@ -167,33 +167,52 @@ def read_labels(path: Path) -> dict[str, dict[str, list[Row]]]:
     return {video: dict(faces) for video, faces in table.items()}
 
 
-def _track(frames: np.ndarray, rows: list[Row], entity: str, roi: int) -> FaceTrack:
+def _crops(frames: np.ndarray, first: int, rows: list[Row], roi: int) -> np.ndarray:
+    """Mouth ROIs of one face in frames [first, first + len(frames)) of a scene: each frame's
+    box is that of the face's last labelled frame at or before it (the first one before)."""
     height, width = frames.shape[1:]
-    rows = sorted(r for r in rows if 0 <= r[0] < len(frames))
-    if not rows:
-        raise DataError(f"face {entity}: no labelled frame inside the video")
     labelled = np.array([r[0] for r in rows])
-    nearest = np.clip(np.searchsorted(labelled, np.arange(len(frames)), side="right") - 1,
-                      0, len(rows) - 1)
+    nearest = np.clip(np.searchsorted(labelled, first + np.arange(len(frames)), side="right")
+                      - 1, 0, len(rows) - 1)
     boxes = [Box(x1 * width, y1 * height, (x2 - x1) * width, (y2 - y1) * height)
              for _, (x1, y1, x2, y2), _ in rows]
-    return FaceTrack(entity, crop_mouths(frames, [boxes[i] for i in nearest], roi),
-                     labelled, np.array([r[2] for r in rows]))
+    return crop_mouths(frames, [boxes[i] for i in nearest], roi)
+
+
+def _scene(path: Path, faces: dict[str, list[Row]], roi: int) -> AsdScene:
+    """A scene read piece by piece (`read_mouths`' working size): only its crops are kept."""
+    from avsync.media.decode import MediaReader
+    from avsync.media.mouths import working_format
+
+    labelled = {entity: sorted(r for r in rows if r[0] >= 0) for entity, rows in faces.items()}
+    crops: dict[str, list[np.ndarray]] = {entity: [] for entity in faces}
+    audio, steps = [], 0
+    with MediaReader(path, frames=working_format(roi)) as reader:
+        for piece in reader.pieces():
+            if len(piece.frames):
+                for entity, rows in labelled.items():
+                    if rows:
+                        crops[entity].append(_crops(piece.frames, steps, rows, roi))
+                steps += len(piece.frames)
+            audio.append(piece.audio)
+    samples = np.concatenate(audio)
+    steps = min(steps, len(samples) // SAMPLES_PER_STEP)
+    tracks = []
+    for entity, rows in sorted(faces.items()):
+        inside = sorted(r for r in rows if 0 <= r[0] < steps)
+        if not inside:
+            raise DataError(f"face {entity}: no labelled frame inside the video")
+        tracks.append(FaceTrack(entity, np.concatenate(crops[entity])[:steps],
+                                np.array([r[0] for r in inside]),
+                                np.array([r[2] for r in inside])))
+    return AsdScene(path.stem, samples[:steps * SAMPLES_PER_STEP], tuple(tracks))
 
 
 def load_scenes(directory: Path, roi: int, max_scenes: int | None = None) -> list[AsdScene]:
     """Every labelled scene of `directory` (mp4 + labels.csv), faces cropped at `roi` px."""
-    from avsync.media.decode import decode_media
-
     labels_path = directory / LABELS_FILE
     if not labels_path.is_file():
         raise DataError(f"{labels_path}: no ASD labels; generate scenes with `avsync synth "
                         "--scenes N` or pass --no-asd")
-    scenes = []
-    for video_id, faces in sorted(read_labels(labels_path).items())[:max_scenes]:
-        clip = decode_media(directory / f"{video_id}.mp4", gray=True)
-        steps = min(len(clip.frames), len(clip.audio) // SAMPLES_PER_STEP)
-        frames = clip.frames[:steps]
-        tracks = tuple(_track(frames, rows, entity, roi) for entity, rows in sorted(faces.items()))
-        scenes.append(AsdScene(video_id, clip.audio[:steps * SAMPLES_PER_STEP], tracks))
-    return scenes
+    return [_scene(directory / f"{video_id}.mp4", faces, roi)
+            for video_id, faces in sorted(read_labels(labels_path).items())[:max_scenes]]

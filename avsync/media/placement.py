@@ -58,7 +58,8 @@ def fit_size(width: int, height: int, *, short_side: int | None = None,
         scale = min(scale, (pixels / (width * height)) ** 0.5)
     if scale >= 1.0:
         return width, height
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    w, h = max(1, int(width * scale + 1e-6)), max(1, int(height * scale + 1e-6))
+    return w, h
 
 
 def rotation_of(frame: av.VideoFrame) -> int:

@@ -1,9 +1,9 @@
 """A media file -> what the runtime eats, piece by piece: 16 kHz audio and mouth ROIs at the
 model's size, in memory that does not grow with the file's duration or resolution.
 
-Frames are scaled as they are decoded to a working size (the shorter side at most
-`WORKING_SHORT_SIDE`, what face detection needs, and never so small that the mouth box drops
-below twice the ROI), cropped to mouth ROIs at once, and only the ROIs travel on.
+Frames are scaled as they are decoded to a working size (`avsync.media.mouths.working_format`:
+the shorter side at most 480 lines, what face detection needs), cropped to mouth ROIs at once,
+and only the ROIs travel on.
 
 Faces, two ways: `whole` (the frame is the face box: LRS2/LRS3-style face-centred clips and
 the synthetic corpus) or `detect` (OpenCV detection + tracking by `avsync.media.faces`, for
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from math import ceil
 from pathlib import Path
 from typing import Literal
 
@@ -25,12 +24,11 @@ import numpy as np
 
 from avsync.errors import MediaError
 from avsync.media.decode import Damage, MediaReader
-from avsync.media.placement import FrameFormat
+from avsync.media.mouths import whole_frame_mouths, working_format
 from avsync.runtime.model_card import ModelCard
 from avsync.runtime.offline import ClipInput
 
 FaceMode = Literal["whole", "detect"]
-WORKING_SHORT_SIDE: int = 480  # pixels: Haar faces of 0.15 of it are 72 px, plenty
 
 
 @dataclass(frozen=True)
@@ -43,23 +41,14 @@ class MediaInput:
     damage: tuple[Damage, ...] = ()
 
 
-def working_format(roi_size: int) -> FrameFormat:
-    """Gray frames scaled to the working size for mouth ROIs of `roi_size` pixels."""
-    from avsync.media.roi import MOUTH_SIDE
-
-    return FrameFormat(gray=True, short_side=max(WORKING_SHORT_SIDE,
-                                                 ceil(2 * roi_size / MOUTH_SIDE)))
-
-
 def mouth_rois(frames: np.ndarray, size: int, faces: FaceMode) -> np.ndarray | None:
     """frames: (T, H, W) uint8 gray -> (T, size, size) uint8 ROIs, None if no face found."""
-    from avsync.media.roi import crop_mouths, whole_frame_face
+    from avsync.media.roi import crop_mouths
 
     if len(frames) == 0:
         return None
-    height, width = frames.shape[1:3]
     if faces == "whole":
-        return crop_mouths(frames, whole_frame_face(width, height), size)
+        return whole_frame_mouths(frames, size)
     speaker = SpeakerTrack()
     for frame in frames:
         speaker.add(frame)
@@ -187,13 +176,11 @@ class MediaStream:
             self.duration, self.damage = reader.duration, tuple(reader.damage)
 
     def _crop(self, frames: np.ndarray, first: int) -> np.ndarray:
-        from avsync.media.roi import crop_mouths, whole_frame_face
+        from avsync.media.roi import crop_mouths
 
         size = self.card.roi.stored
-        if len(frames) == 0:
-            return np.zeros((0, size, size), np.uint8)
-        if self._boxes is None:
-            return crop_mouths(frames, whole_frame_face(frames.shape[2], frames.shape[1]), size)
+        if self._boxes is None or len(frames) == 0:
+            return whole_frame_mouths(frames, size)
         last = len(self._boxes) - 1
         boxes = [self._boxes[min(first + i, last)] for i in range(len(frames))]
         return crop_mouths(frames, boxes, size)

@@ -13,8 +13,9 @@ import pytest
 from media_files import gradient_frames, tone, write_av
 from runtime_helpers import random_chunk
 
+from avsync.media.mouths import working_format
 from avsync.runtime import Model
-from avsync.runtime.media_input import MediaStream, working_format
+from avsync.runtime.media_input import MediaStream
 from avsync.runtime.transcribe import EXIT_DAMAGED, EXIT_FAILED, main, output_names
 
 
