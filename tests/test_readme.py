@@ -34,6 +34,8 @@ ELSEWHERE: dict[str, str] = {
     "avsync eval models/avsync-tiny-grid": "tests/test_readme.py",  # as `avsync eval models/try`
     "avsync export runs/tiny": "tests/export/test_export_model.py",
     "avsync serve --model models/avsync-tiny-grid": "tests/serve/test_default_model.py",
+    "avsync transcribe talk.mp4": "tests/runtime/test_transcribe_files.py",
+    "avsync transcribe -": "tests/runtime/test_transcribe_files.py",
 }
 
 
