@@ -348,13 +348,17 @@ async def stream_file(path: str | Path, url: str, options: StreamOptions = Strea
 
 
 class LivePrinter:
-    """Prints partials on one overwritten line and finals as they arrive (or JSON lines)."""
+    """Prints partials on one overwritten line and finals as they arrive (or JSON lines);
+    errors and a close before `done` go to stderr."""
 
     def __init__(self, as_json: bool, out=None) -> None:
         self.as_json, self.out, self._width = as_json, out or sys.stdout, 0
 
-    def __call__(self, message: ServerMessage) -> None:
-        if self.as_json:
+    def __call__(self, message: Received) -> None:
+        if isinstance(message, Closed):
+            print(f"\nthe server closed the connection: {message.describe()}",
+                  file=sys.stderr, flush=True)
+        elif self.as_json:
             print(encode(message), file=self.out, flush=True)
         elif isinstance(message, Partial):
             line = f"… {message.text}"
@@ -367,9 +371,6 @@ class LivePrinter:
             self._width = 0
         elif isinstance(message, Error):
             print(f"\nerror {message.code}: {message.message}", file=sys.stderr, flush=True)
-        elif isinstance(message, Closed):
-            print(f"\nthe server closed the connection: {message.describe()}",
-                  file=sys.stderr, flush=True)
 
 
 def main(argv: list[str]) -> int:
