@@ -35,6 +35,7 @@ class EngineInfo:
     roi_stored: int  # side of the uint8 mouth ROIs the engine takes
     tasks: tuple[Task, ...]
     modalities: tuple[str, ...] = ("audio", "video")
+    roi_convention: str = "face-box"  # how its mouth crops are cut (avsync.media.roi)
 
 
 @dataclass(frozen=True)

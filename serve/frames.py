@@ -13,7 +13,7 @@ import av
 import numpy as np
 
 from avsync.errors import MediaError
-from avsync.media.roi import Box, whole_frame_face
+from avsync.media.roi import FACE_BOX, MEAN_FACE, Box, Face, check_convention, whole_frame_face
 from serve.protocol import FaceMode, VideoEncoding, VideoSpec
 
 WHOLE_FRAME_TRACK: int = 0
@@ -58,12 +58,21 @@ def detection_available() -> bool:
 class FaceFinder:
     """Face boxes per frame, by the session's face mode; picks the primary (recognised) face."""
 
-    def __init__(self, spec: VideoSpec, roi_size: int, max_faces: int) -> None:
+    def __init__(self, spec: VideoSpec, roi_size: int, max_faces: int,
+                 roi_convention: str = FACE_BOX) -> None:
+        """roi_convention: the model's crop convention; `detect` finds faces the way it needs:
+        landmarks (`avsync.media.face_tracking`) for mean-face crops, the Haar tracker's
+        boxes for face-box crops (the crops those models were trained and tested on)."""
         self.mode, self.max_faces = spec.faces, max_faces
         self._client: dict[int, Box] = {}
         self._primary: int | None = None
         self._tracker = None
-        if self.mode is FaceMode.DETECT:
+        self._landmarks = None
+        if self.mode is FaceMode.DETECT and check_convention(roi_convention) == MEAN_FACE:
+            from avsync.media.face_tracking import LandmarkTracker
+
+            self._landmarks = LandmarkTracker(max_faces=max_faces)
+        elif self.mode is FaceMode.DETECT:
             from avsync.media.faces import FaceDetector, FaceTracker
 
             self._tracker = FaceTracker(FaceDetector())
@@ -76,6 +85,16 @@ class FaceFinder:
 
     def find(self, gray: np.ndarray) -> dict[int, Box]:
         """gray: (H, W) uint8 → {track id: face box in frame pixels}."""
+        return {track: face.box for track, face in self.find_faces(gray).items()}
+
+    def find_faces(self, gray: np.ndarray) -> dict[int, Face]:
+        """gray: (H, W) uint8 → {track id: Face (box, and landmarks where detected)}."""
+        if self._landmarks is not None:
+            tracked = sorted(self._landmarks.update(gray), key=lambda f: -f.box.w * f.box.h)
+            return {face.track_id: face.face for face in tracked[:self.max_faces]}
+        return {track: Face(box) for track, box in self._boxes(gray).items()}
+
+    def _boxes(self, gray: np.ndarray) -> dict[int, Box]:
         if self.mode is FaceMode.WHOLE_FRAME:
             return {WHOLE_FRAME_TRACK: whole_frame_face(gray.shape[1], gray.shape[0])}
         if self.mode is FaceMode.CLIENT_BOXES:

@@ -29,7 +29,7 @@ import numpy as np
 
 from avsync.errors import MediaError, ProtocolError
 from avsync.media.resample import StreamingResampler
-from avsync.media.roi import Box, crop_mouth
+from avsync.media.roi import FACE_BOX, Box, crop_face
 from avsync.timebase import FPS, SAMPLE_RATE, SAMPLES_PER_STEP, STEP_MS
 from serve.audio_input import invalid_samples_error, pcm_to_float
 from serve.config import ServerConfig
@@ -74,9 +74,11 @@ class MediaInput:
     """Feed accepted media messages; take aligned chunks. See the module docstring."""
 
     def __init__(self, start: Start, chunk_steps: int, roi_size: int,
-                 limits: ServerConfig | None = None) -> None:
+                 limits: ServerConfig | None = None, roi_convention: str = FACE_BOX) -> None:
+        """roi_convention: how the model's mouth crops are cut (`avsync.media.roi`)."""
         limits = limits or ServerConfig()
         self.start, self.chunk_steps, self.roi_size = start, chunk_steps, roi_size
+        self.roi_convention = roi_convention
         self.max_skew_steps = max(chunk_steps, int(limits.max_av_skew_s * 1000 / STEP_MS))
         self.max_gap_steps = int(limits.max_gap_s * 1000 / STEP_MS)
         self.max_pixels = limits.max_frame_pixels
@@ -95,7 +97,8 @@ class MediaInput:
         self._held: _Step | None = None  # the last consumed frame
         self._last_frame_step = -1
         self._next = 0  # first step not yet handed on
-        self.faces = FaceFinder(start.video, roi_size, limits.max_faces) if start.video else None
+        self.faces = (FaceFinder(start.video, roi_size, limits.max_faces, roi_convention)
+                      if start.video else None)
         self.container: ContainerStreamDecoder | None = None
         self.frames_accepted = 0
         self.late_frames = 0
@@ -185,9 +188,10 @@ class MediaInput:
         self.frames_accepted += 1
         if step < self._next:
             self.late_frames += 1  # its step was already recognised; keep it as the held frame
-        boxes = self.faces.find(gray)
-        rois = {track: crop_mouth(gray, box, self.roi_size) for track, box in boxes.items()}
-        entry = _Step(rois, boxes)
+        faces = self.faces.find_faces(gray)
+        rois = {track: crop_face(gray, face, self.roi_size, self.roi_convention)
+                for track, face in faces.items()}
+        entry = _Step(rois, {track: face.box for track, face in faces.items()})
         if step < self._next:
             self._held = entry
             return

@@ -90,7 +90,7 @@ class RuntimeEngine:
         card = model.card
         self.info = EngineInfo(name=card.model_name, version=card.model_version,
                                chunk_steps=card.chunk_steps, roi_stored=card.roi.stored,
-                               tasks=tuple(Task))
+                               tasks=tuple(Task), roi_convention=card.roi.convention)
 
     @classmethod
     def load(cls, model_dir: Path, threads: int = 1, precision: str = "fp32",

@@ -348,7 +348,8 @@ class SessionRunner:
 
     def _open(self, action: Open) -> None:
         engine, cfg, start = self.server.engine, self.config, action.start
-        self.media = MediaInput(start, engine.info.chunk_steps, engine.info.roi_stored, cfg)
+        self.media = MediaInput(start, engine.info.chunk_steps, engine.info.roi_stored, cfg,
+                                engine.info.roi_convention)
         self.stream = engine.open_stream(frozenset(start.tasks), self.media.has_audio,
                                          self.media.has_video)
 
