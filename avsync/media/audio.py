@@ -46,7 +46,9 @@ def downmix(data: np.ndarray, channels: tuple[str, ...]) -> np.ndarray:
     LFE), normalised so a signal common to every channel keeps its level: stereo is the plain
     mean of its two channels.
     """
-    if len(channels) > 1 and CENTRE in channels:
+    if len(data) == 1:
+        return np.ascontiguousarray(data[0], np.float32)
+    if CENTRE in channels:
         return np.ascontiguousarray(data[channels.index(CENTRE)], np.float32)
     weights = np.array([_WEIGHTS.get(name, 1.0) for name in channels], np.float32)
     if len(weights) != len(data) or not weights.sum():

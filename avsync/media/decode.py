@@ -330,8 +330,10 @@ class MediaReader:
         self._check_end()
 
     def _piece(self, images: list[np.ndarray], audio: list[np.ndarray]) -> MediaPiece:
-        frames = np.stack(images) if images else self._no_frames()
-        samples = np.concatenate(audio) if audio else np.zeros(0, np.float32)
+        frames = self._no_frames() if not images else (
+            images[0][None] if len(images) == 1 else np.stack(images))
+        samples = audio[0] if len(audio) == 1 else (
+            np.concatenate(audio) if audio else np.zeros(0, np.float32))
         return MediaPiece(frames, samples)
 
     def _no_frames(self) -> np.ndarray:
