@@ -73,7 +73,7 @@ class BoundedConnection(ServerConnection):
         if getattr(event, "opcode", None) in _DATA and event.fin:
             self.messages_in += 1
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio's signature
         if self.protocol.state is not State.OPEN or self.on_input_end is None:
             return super().eof_received()
         self.input_end = self.messages_in

@@ -16,12 +16,12 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
-class _InputEnded:
+class InputEnded:
     def __repr__(self) -> str:
         return "INPUT_ENDED"
 
 
-INPUT_ENDED = _InputEnded()
+INPUT_ENDED = InputEnded()
 
 
 class Terminated(Exception):
@@ -73,7 +73,7 @@ class Inbox(Generic[T]):
         self._woken = True
         self._readable.set()
 
-    async def get(self, timeout: float | None) -> T | _InputEnded | None:
+    async def get(self, timeout: float | None) -> T | InputEnded | None:
         """Next item; None after `timeout` s without one or on wake(); INPUT_ENDED once after
         end_input() and the last item; Terminated once terminated (even with items left:
         nobody needs them any more)."""

@@ -37,7 +37,7 @@ from serve.config import ServerConfig
 from serve.connection import BoundedConnection
 from serve.engine import Engine
 from serve.frames import detection_available, warm_up
-from serve.inbox import INPUT_ENDED, Inbox, Terminated
+from serve.inbox import Inbox, InputEnded, Terminated
 from serve.media_input import Chunk, MediaInput
 from serve.metrics import Metrics
 from serve.protocol import STREAM_PATH, CloseCode, ErrorCode, MediaHeader, encode, excerpt
@@ -309,7 +309,7 @@ class SessionRunner:
             if item is None:
                 await self._carry_out(self._timed_end())
                 continue
-            if item is INPUT_ENDED:
+            if isinstance(item, InputEnded):
                 await self._carry_out(self.session.on_input_end())
                 continue
             message, received = item
@@ -460,8 +460,8 @@ class SessionRunner:
                 self.outbox.put_nowait(action)
 
     async def _close_ws(self, code: int, reason: str) -> None:
-        if getattr(self.ws, "input_end", None) is not None:  # half-closed: no close frame comes
-            self.ws.close_after_eof(code, reason)
+        if isinstance(self.ws, BoundedConnection) and self.ws.input_end is not None:
+            self.ws.close_after_eof(code, reason)  # half-closed: no close frame will come
             return
         try:
             await asyncio.wait_for(self.ws.close(code, reason), self.config.close_timeout_s)
