@@ -235,8 +235,9 @@ def _summary(total: int, failures: list[tuple[str, str]], damaged: int) -> int:
     """Lists the failures on stderr -> the exit status (see the module doc)."""
     if failures:
         print(f"avsync transcribe: {len(failures)} of {total} file(s) failed:", file=sys.stderr)
-        for file, reason in failures:
-            print(f"  {file}: {reason}", file=sys.stderr)
+        for file, reason in failures:  # a MediaError names its file already
+            print(f"  {reason}" if reason.startswith(f"{file}:") else f"  {file}: {reason}",
+                  file=sys.stderr)
         return EXIT_FAILED
     if damaged:
         print(f"avsync transcribe: {damaged} of {total} file(s) damaged: their transcripts "
