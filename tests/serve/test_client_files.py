@@ -64,6 +64,26 @@ def test_the_limits_in_ready_decide_the_frame_size(engine, clip) -> None:
     assert sum(isinstance(m, Ready) for m in seen) == 1  # the first session is not reported
 
 
+def test_jpeg_frames_over_the_limit_are_sent_at_a_lower_quality(engine, clip) -> None:
+    import cv2
+
+    from serve.protocol import HEADER_BYTES, Error, VideoEncoding
+
+    sizes = [[len(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, q])[1]) for f in
+              clip.frames[:10]] for q in (90, 50)]
+    limit = HEADER_BYTES + (min(sizes[0]) + max(sizes[1])) // 2  # q90 too big, q50 fits
+    assert max(sizes[1]) < min(sizes[0])
+    options = StreamOptions(fast=True, video_encoding=VideoEncoding.JPEG, steps_per_message=1)
+
+    async def small():
+        async with running_server(engine, max_message_bytes=limit) as server:
+            return await stream_media(stream_url(server), None, clip.frames[:10], options)
+
+    messages = run(small())
+    assert isinstance(messages[-1], Done) and messages[-1].video_frames == 10
+    assert not [m for m in messages if isinstance(m, Error | Closed)]
+
+
 def test_a_close_before_done_is_reported(engine, clip, capsys) -> None:
     big_audio = StreamOptions(fast=True, steps_per_message=25)  # 32 kB audio messages
 
