@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from media_files import gradient_frames, write_av
 from serve_harness import run, running_server, stream_url
 
 from serve.client import Closed, LivePrinter, StreamOptions, main, stream_file, stream_media
 from serve.protocol import Done, Ready, Speakers, Task
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from media_files import gradient_frames, write_av  # noqa: E402  (tests/media_files.py)
 
 
 @pytest.fixture(scope="module")
