@@ -157,7 +157,24 @@ def open_container(source: MediaSource) -> av.container.InputContainer:
     try:
         return av.open(target, mode="r")
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError, OSError) as error:
-        raise MediaError(f"{_name(source)}: cannot open media: {error}") from error
+        raise MediaError(f"{_name(source)}: cannot open media: {error}{_hint(target)}") \
+            from error
+
+
+def _hint(target: str | io.BytesIO) -> str:
+    """Why an mp4 that starts well may still not open: it was cut before its index."""
+    if isinstance(target, io.BytesIO):
+        head = target.getvalue()[:12]
+    elif Path(target).is_file():
+        with open(target, "rb") as handle:
+            head = handle.read(12)
+    else:  # a pipe: its bytes are gone
+        return ""
+    if head[4:8] == b"ftyp":
+        return ("; an mp4/mov whose index (moov) was at its end and was cut off: nothing "
+                "decodes without it (a tool such as untrunc rebuilds it from an intact "
+                "recording of the same camera)")
+    return ""
 
 
 def _seconds(value: int | None, time_base) -> float | None:

@@ -147,7 +147,8 @@ def test_truncated_mp4_raises_media_error(tmp_path, keep) -> None:
     data = (tmp_path / "full.mp4").read_bytes()
     path = tmp_path / "cut.mp4"
     path.write_bytes(data[:int(len(data) * keep)])
-    with pytest.raises(MediaError, match="cut.mp4"):
+    index_lost = r"cut.mp4: cannot open.*index \(moov\) was at its end"  # the cut says why
+    with pytest.raises(MediaError, match=index_lost if keep < 0.9 else "cut.mp4"):
         decode_media(path)
 
 
