@@ -117,6 +117,12 @@ def _prepare_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="cache folder (default ROOT/.avsync/cache)")
     p.add_argument("--roi-size", type=_positive_int, default=96, metavar="N",
                    help="stored mouth-ROI side in pixels (default 96; the CPU model uses 40)")
+    p.add_argument("--roi-convention", choices=("face-box", "mean-face"), default="face-box",
+                   help="how mouths are cut: face-box (the fixed crop of the face-centred "
+                        "frame, what the bundled model was trained on) or mean-face "
+                        "(landmarks mapped onto a mean face, auto_avsr's way; default "
+                        "face-box). The cache records it; training checks it against the "
+                        "model's visual_frontend.roi_convention")
     p.add_argument("--workers", type=_positive_int, default=min(4, os.cpu_count() or 1),
                    metavar="N", help="decoding processes (default min(4, CPUs))")
     p.add_argument("--tokenizer", type=Path, metavar="MODEL",
@@ -218,7 +224,8 @@ def _prepare(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.root, args.layout, args.max_seconds)
     out = args.out or manifest.root / ".avsync" / "cache"
     tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer else None
-    config = PrepareConfig(roi_size=args.roi_size, workers=args.workers)
+    config = PrepareConfig(roi_size=args.roi_size, workers=args.workers,
+                           roi_convention=args.roi_convention)
     result = prepare_cache(manifest, out, config, tokenizer=tokenizer,
                            progress=not args.no_progress, part=args.shard)
     print(result.summary)

@@ -56,9 +56,13 @@ class PrepareConfig:
         per shard before a new one starts. fps_tolerance: |source fps - 25| allowed.
     max_length_mismatch: audio and video may disagree by at most this fraction of the clip
         (and always by 0.2 s) before the clip counts as broken.
+    roi_convention: how mouths are cut (`avsync.media.roi`): "face-box" (the fixed crop of
+        the face-centred frame) or "mean-face" (landmarks tracked over the clip, auto_avsr's
+        way); the cache records it and training checks it against the model's.
     """
 
     roi_size: int = ROI_STORED
+    roi_convention: str = "face-box"
     workers: int = 1
     shard_bytes: int = 1 << 30
     fps_tolerance: float = 0.05
@@ -67,6 +71,9 @@ class PrepareConfig:
     def __post_init__(self) -> None:
         if self.roi_size <= 0 or self.workers <= 0 or self.shard_bytes <= 0:
             raise ConfigError(f"roi_size, workers and shard_bytes must be positive: {self}")
+        from avsync.media.roi import check_convention
+
+        check_convention(self.roi_convention)
 
 
 @dataclass(frozen=True)
@@ -147,7 +154,7 @@ def _decode_job(job: _Job) -> tuple[np.ndarray, np.ndarray] | tuple[Reason, str]
     from avsync.media.mouths import read_mouths
 
     try:
-        clip = read_mouths(job.media, job.config.roi_size)
+        clip = read_mouths(job.media, job.config.roi_size, job.config.roi_convention)
     except MediaError as error:
         return _media_problem(error)
     if clip.damage:  # decodable in part: not what a training example should be
@@ -180,6 +187,8 @@ def _fingerprint(config: PrepareConfig, tokenizer_sha: str | None) -> str:
     payload = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "roi_size": config.roi_size,
                "tokenizer": tokenizer_sha, "fps_tolerance": config.fps_tolerance,
                "max_length_mismatch": config.max_length_mismatch}
+    if config.roi_convention != "face-box":  # caches cut before conventions keep their print
+        payload["roi_convention"] = config.roi_convention
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

@@ -289,3 +289,53 @@ def track_clip(frames: Iterable[np.ndarray], tracker: LandmarkTracker | None = N
     """Run a tracker over a clip's (H, W) uint8 gray frames: the faces of every frame."""
     tracker = tracker or LandmarkTracker()
     return [tracker.update(frame) for frame in frames]
+
+
+class FaceCentredCropper:
+    """Mouth ROIs of a face-centred clip (LRS2/LRS3, the synthetic corpus), piece after piece,
+    by a crop convention (`avsync.media.roi`): face-box: the fixed crop of the whole frame, as
+    today; mean-face: the face's landmarks tracked over the clip (the largest face; the
+    documented fallback from the whole-frame box on frames where none is found). Keeps its
+    tracker between calls, so a clip read in pieces gets the crops it would get whole.
+
+        cropper = FaceCentredCropper(96, MEAN_FACE)
+        for piece in pieces: rois = cropper.crop(piece)   # (T, 96, 96) uint8
+    """
+
+    def __init__(self, size: int, convention: str,
+                 tracker: LandmarkTracker | None = None) -> None:
+        from avsync.media.roi import MEAN_FACE, check_convention
+
+        self.size, self.convention = size, check_convention(convention)
+        self.tracker = tracker
+        if self.tracker is None and convention == MEAN_FACE:
+            self.tracker = LandmarkTracker(max_faces=1)
+        self.found = self.frames = 0  # frames with landmarks, frames seen
+
+    def faces(self, frames: np.ndarray) -> list[Face]:
+        """The face to crop on each (H, W) uint8 gray frame of `frames` (T, H, W)."""
+        from avsync.media.roi import whole_frame_face
+
+        out = []
+        for frame in frames:
+            whole = whole_frame_face(frame.shape[1], frame.shape[0])
+            tracked = self.tracker.update(frame) if self.tracker is not None else []
+            self.frames += 1
+            if tracked:
+                self.found += 1
+                out.append(max(tracked, key=lambda f: f.box.w).face)
+            else:
+                out.append(Face(whole))
+        return out
+
+    def crop(self, frames: np.ndarray) -> np.ndarray:
+        """frames: (T, H, W) uint8 gray -> (T, size, size) uint8 mouth ROIs."""
+        from avsync.media.roi import FACE_BOX, crop_faces, whole_frame_face
+
+        frames = np.asarray(frames)
+        if len(frames) == 0:
+            return np.zeros((0, self.size, self.size), np.uint8)
+        if self.convention == FACE_BOX:
+            whole = whole_frame_face(frames.shape[2], frames.shape[1])
+            return crop_faces(frames, whole, self.size, FACE_BOX)
+        return crop_faces(frames, self.faces(frames), self.size, self.convention)

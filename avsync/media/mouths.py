@@ -52,14 +52,19 @@ class MouthClip:
     damage: tuple[Damage, ...] = ()
 
 
-def read_mouths(source: MediaSource | Path, roi_size: int) -> MouthClip:
-    """Decode a face-centred (LRS-style) clip into mouth ROIs and audio, piece by piece.
-    Raises MediaError as `MediaReader` does."""
+def read_mouths(source: MediaSource | Path, roi_size: int,
+                convention: str = "face-box") -> MouthClip:
+    """Decode a face-centred (LRS-style) clip into mouth ROIs and audio, piece by piece, the
+    mouths cut by `convention` (`avsync.media.roi`; mean-face tracks landmarks over the clip:
+    `face_tracking.FaceCentredCropper`). Raises MediaError as `MediaReader` does."""
+    from avsync.media.face_tracking import FaceCentredCropper
+
+    cropper = FaceCentredCropper(roi_size, convention)
     with MediaReader(source, frames=working_format(roi_size)) as reader:
         rois: list[np.ndarray] = []
         audio: list[np.ndarray] = []
         for piece in reader.pieces():
-            rois.append(whole_frame_mouths(piece.frames, roi_size))
+            rois.append(cropper.crop(piece.frames))
             audio.append(piece.audio)
         all_rois = np.concatenate(rois) if rois else np.zeros((0, roi_size, roi_size), np.uint8)
         samples = np.concatenate(audio) if audio else np.zeros(0, np.float32)

@@ -188,10 +188,26 @@ _LIPS = np.array((61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 185, 40, 39
 @dataclass(frozen=True)
 class Face:
     """One face on one frame, as a crop needs it: its box (the FACE_BOX convention's, pixels)
-    and, when known, its 468 face-mesh landmarks ((468, 2) float pixels, smoothed)."""
+    and, when known, its face-mesh landmarks ((468, 2) float pixels, smoothed; or the 6 that
+    a MEAN_FACE crop reads, `mouth_points`, to keep long tracks small)."""
 
     box: Box
     landmarks: np.ndarray | None = None
+
+    def compact(self) -> Face:
+        """The same face with only the landmarks a crop reads (6 points instead of 468)."""
+        if self.landmarks is None or len(self.landmarks) == len(MEAN_FACE_POINTS) + 1:
+            return self
+        return Face(self.box, mouth_points(self.landmarks))
+
+
+def mouth_points(landmarks: np.ndarray) -> np.ndarray:
+    """(6, 2): the mean-face points (MEAN_FACE_POINTS order) and the lips' centre of
+    face-mesh landmarks (468, 2); already reduced points come back as they are."""
+    points = np.asarray(landmarks, np.float64)
+    if len(points) == len(_MEAN_FACE_IDS) + 1:
+        return points
+    return np.vstack([points[_MEAN_FACE_IDS], points[_LIPS].mean(axis=0)])
 
 
 def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -209,10 +225,11 @@ def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def mean_face_transform(landmarks: np.ndarray, size: int) -> np.ndarray:
     """(2, 3) affine from frame pixels to the (size x size) MEAN_FACE crop of a face with
-    face-mesh `landmarks` (468, 2): similarity onto the mean face, then the 96 px square
-    centred on the lips, scaled to `size`."""
-    to_mean = similarity(np.asarray(landmarks, np.float64)[_MEAN_FACE_IDS], _MEAN_FACE_XY)
-    lips = to_mean[:, :2] @ np.asarray(landmarks, np.float64)[_LIPS].mean(axis=0) + to_mean[:, 2]
+    face-mesh `landmarks` ((468, 2), or their `mouth_points`): similarity onto the mean face,
+    then the 96 px square centred on the lips, scaled to `size`."""
+    points = mouth_points(landmarks)
+    to_mean = similarity(points[:-1], _MEAN_FACE_XY)
+    lips = to_mean[:, :2] @ points[-1] + to_mean[:, 2]
     k = size / MEAN_FACE_CROP
     out = to_mean * k
     out[:, 2] += size / 2 - k * lips

@@ -11,6 +11,11 @@ arbitrary video): the track seen on most frames is the speaker whose lips are re
 where it is missing its nearest known box is held. Choosing that track needs the whole video,
 so `detect` reads the file twice: once (video only) for the boxes, which are all it keeps,
 then again for the ROIs and audio.
+
+Mouths are cut by the model's crop convention (`model.json` roi.convention,
+`avsync.media.roi`): for a face-box model as above; for a mean-face model faces are followed
+by their landmarks (`avsync.media.face_tracking`) in both modes (`whole`: the clip's face,
+with the whole-frame fallback where none is found) and each frame keeps 6 crop points.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ import numpy as np
 
 from avsync.errors import MediaError
 from avsync.media.decode import Damage, MediaReader
-from avsync.media.mouths import whole_frame_mouths, working_format
+from avsync.media.mouths import working_format
+from avsync.media.roi import FACE_BOX
 from avsync.runtime.model_card import ModelCard
 from avsync.runtime.offline import ClipInput
 
@@ -41,36 +47,50 @@ class MediaInput:
     damage: tuple[Damage, ...] = ()
 
 
-def mouth_rois(frames: np.ndarray, size: int, faces: FaceMode) -> np.ndarray | None:
-    """frames: (T, H, W) uint8 gray -> (T, size, size) uint8 ROIs, None if no face found."""
-    from avsync.media.roi import crop_mouths
+def mouth_rois(frames: np.ndarray, size: int, faces: FaceMode,
+               convention: str = FACE_BOX) -> np.ndarray | None:
+    """frames: (T, H, W) uint8 gray -> (T, size, size) uint8 ROIs cut by `convention`
+    (`avsync.media.roi`), None if no face found."""
+    from avsync.media.face_tracking import FaceCentredCropper
+    from avsync.media.roi import crop_faces
 
     if len(frames) == 0:
         return None
     if faces == "whole":
-        return whole_frame_mouths(frames, size)
-    speaker = SpeakerTrack()
+        return FaceCentredCropper(size, convention).crop(frames)
+    speaker = SpeakerTrack(convention)
     for frame in frames:
         speaker.add(frame)
     boxes = speaker.boxes()
-    return None if boxes is None else crop_mouths(frames, boxes, size)
+    return None if boxes is None else crop_faces(frames, boxes, size, convention)
 
 
 class SpeakerTrack:
-    """Tracks faces frame by frame and keeps only their boxes; `boxes()` then gives the box of
-    the track seen most (ties: the older track) for every frame, held where it is missing."""
+    """Tracks faces frame by frame and keeps only what a crop needs; `boxes()` then gives the
+    face of the track seen most (ties: the older track) for every frame, held where it is
+    missing. Faces are found the way the crop convention needs: Haar boxes for face-box
+    crops (as the face-box models were tested), landmarks for mean-face crops (each frame's
+    face kept as `roi.Face` with its 6 crop points, not 468)."""
 
-    def __init__(self) -> None:
-        from avsync.media.faces import FaceDetector, FaceTracker
+    def __init__(self, convention: str = FACE_BOX) -> None:
+        from avsync.media.roi import check_convention
 
-        self._tracker = FaceTracker(FaceDetector())
-        self._seen: dict[int, dict[int, object]] = {}  # track -> {frame index: Box}
+        if check_convention(convention) == FACE_BOX:
+            from avsync.media.faces import FaceDetector, FaceTracker
+
+            self._tracker = FaceTracker(FaceDetector())
+        else:
+            from avsync.media.face_tracking import LandmarkTracker
+
+            self._tracker = LandmarkTracker(max_faces=4)
+        self._seen: dict[int, dict[int, object]] = {}  # track -> {frame index: Box | Face}
         self.frames = 0
 
     def add(self, frame: np.ndarray) -> None:
         """frame: (H, W) uint8 gray, the next frame of the video."""
         for face in self._tracker.update(frame):
-            self._seen.setdefault(face.track_id, {})[self.frames] = face.box
+            kept = face.face.compact() if hasattr(face, "landmarks") else face.box
+            self._seen.setdefault(face.track_id, {})[self.frames] = kept
         self.frames += 1
 
     def boxes(self) -> list | None:
@@ -146,7 +166,7 @@ class MediaStream:
 
     def _find_speaker(self, reader: MediaReader) -> None:
         """The first read (video only): every frame's faces, then the speaker's boxes."""
-        speaker = SpeakerTrack()
+        speaker = SpeakerTrack(self.card.roi.convention)
         with MediaReader(self.path, audio=False, frames=self._format) as video:
             for piece in video.pieces():
                 for frame in piece.frames:
@@ -164,26 +184,30 @@ class MediaStream:
     def pieces(self) -> Iterator[ClipInput]:
         """The file in order: ClipInput(audio (n,) float32 @ 16 kHz or None, rois (k, R, R)
         uint8 or None), each continuing the previous piece."""
+        from avsync.media.face_tracking import FaceCentredCropper
+
+        whole = FaceCentredCropper(self.card.roi.stored, self.card.roi.convention)
         with MediaReader(self.path, video=self.has_rois, audio=self.has_audio,
                          frames=self._format) as reader:
             index = 0
             for piece in reader.pieces():
                 rois = None
                 if self.has_rois:
-                    rois = self._crop(piece.frames, index)
+                    rois = self._crop(piece.frames, index, whole)
                     index += len(piece.frames)
                 yield ClipInput(piece.audio if self.has_audio else None, rois)
             self.duration, self.damage = reader.duration, tuple(reader.damage)
 
-    def _crop(self, frames: np.ndarray, first: int) -> np.ndarray:
-        from avsync.media.roi import crop_mouths
+    def _crop(self, frames: np.ndarray, first: int, whole) -> np.ndarray:
+        """whole: the FaceCentredCropper of face-centred (`whole`) streams."""
+        from avsync.media.roi import crop_faces
 
         size = self.card.roi.stored
         if self._boxes is None or len(frames) == 0:
-            return whole_frame_mouths(frames, size)
+            return whole.crop(frames)
         last = len(self._boxes) - 1
         boxes = [self._boxes[min(first + i, last)] for i in range(len(frames))]
-        return crop_mouths(frames, boxes, size)
+        return crop_faces(frames, boxes, size, self.card.roi.convention)
 
 
 def load_media(path: str | Path, card: ModelCard, *, audio: bool = True, video: bool = True,
