@@ -122,13 +122,31 @@ def _throughput(d: dict) -> list[Row]:
              f"{'_bf16' if d['bf16'] else ''}.json")]
 
 
+def _transcribe_memory(d: dict) -> list[Row]:
+    runs, whole = d["transcribe"], d["baseline_decode_whole_60s"]
+    return [("avsync transcribe: peak RSS, 10 min of 720p video",
+             f"{runs['long']['peak_rss_mib']} MiB ({runs['long']['wall_s']} s wall)",
+             f"{d['ratios']['peak_rss_long_vs_short']}x 60 s of it; 60 min of audio "
+             f"{runs['audio']['peak_rss_mib']} MiB ({runs['audio']['wall_s']} s); decoding the "
+             f"60 s video whole {whole['peak_rss_mib']:.0f} MiB", "transcribe_memory.json")]
+
+
+def _word_times(d: dict) -> list[Row]:
+    av, audio = d["audio_visual"]["start_error_ms"], d["audio_only"]["start_error_ms"]
+    return [(f"avsync transcribe: word start error vs the synthetic corpus ({d['clips']} clips)",
+             f"{av['mean']:+} ms mean, {av['mean_abs']} ms mean absolute (AV)",
+             f"max {av['max_abs']} ms; audio-only {audio['mean']:+} / {audio['mean_abs']} ms",
+             "word_times.json")]
+
+
 SOURCES: list[tuple[str, Callable[[dict], list[Row]]]] = [
     ("runtime.json", _runtime), ("int8.json", _int8), ("second_pass.json", _second_pass),
     ("serve-tiny-grid.json", _serve("serve-tiny-grid.json")),
     ("serve-tiny-random.json", _serve("serve-tiny-random.json")),
     ("serve.json", _serve("serve.json")), ("data.json", _data), ("media.json", _media),
     ("synth.json", _synth), ("model_throughput_tiny.json", _throughput),
-    ("model_throughput_tiny_bf16.json", _throughput)]
+    ("model_throughput_tiny_bf16.json", _throughput),
+    ("transcribe_memory.json", _transcribe_memory), ("word_times.json", _word_times)]
 
 
 def cpu_kind(result: dict) -> str:
