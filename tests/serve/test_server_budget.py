@@ -68,6 +68,8 @@ def test_timestamps_far_from_the_stream_are_refused_not_filled(engine, name, lat
             return await measured(server, start, [*first, late])
 
     replies, cpu_s, received = run(main())
+    print(f"figure: {name}: {cpu_s:.3f} CPU s for {received} bytes "
+          f"({cpu_s / received * 1e6:.1f} µs per byte)")
     assert codes(replies) == [ErrorCode.BAD_TIMESTAMP]
     done = replies[-1]
     assert isinstance(done, Done) and done.audio_ms <= 80 and done.video_frames == 1
@@ -89,6 +91,8 @@ def test_timestamp_gaps_may_not_outrun_real_time(engine) -> None:
 
     replies, cpu_s, received, wall_s, max_gap_s = run(main())
     done = replies[-1]
+    print(f"figure: gap spam: {done.audio_ms} ms of audio accepted in {wall_s:.2f} s, "
+          f"{cpu_s:.3f} CPU s for {received} bytes ({cpu_s / received * 1e6:.1f} µs per byte)")
     assert isinstance(done, Done)
     assert set(codes(replies)) == {ErrorCode.BAD_TIMESTAMP}
     assert done.audio_ms <= (wall_s + max_gap_s) * 1000 + 40, (done.audio_ms, wall_s)
@@ -119,6 +123,8 @@ def test_a_jpeg_declaring_16000x16000_is_refused_from_its_header(engine, clip,
             return await measured(server, Start(video=spec), frames)
 
     replies, cpu_s, received = run(main())
+    print(f"figure: 25 JPEG bombs ({declared=}): {cpu_s:.3f} CPU s for {received} bytes "
+          f"({cpu_s / received * 1e6:.1f} µs per byte)")
     assert codes(replies) == [ErrorCode.UNDECODABLE_FRAME] * 25
     assert "16000x16000" in [m for m in replies if isinstance(m, Error)][0].message
     # was: ~1 s of one shared media thread per frame (a neighbour's p95 went to 3 s)
@@ -150,4 +156,6 @@ def test_huge_client_face_boxes_cost_no_more_than_sane_ones(engine, clip) -> Non
     assert speakers and all(t.id != 3 and max(t.box[2:]) <= width for s in speakers
                             for t in s.tracks)  # clipped to the frame; the miss is absent
     sane_cpu, huge_cpu = out["sane"][1], out["huge"][1]
+    print(f"figure: clip with 1 sane box {sane_cpu:.3f} CPU s, with 4 huge boxes "
+          f"{huge_cpu:.3f} CPU s ({out['huge'][2]} bytes)")
     assert huge_cpu < 3 * sane_cpu + 0.5, (sane_cpu, huge_cpu)  # 3 faces more, each bounded
