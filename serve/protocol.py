@@ -262,6 +262,11 @@ class Limits:
     idle_timeout_s: float
     max_faces: int
     sample_rates: tuple[int, ...]
+    # optional on the wire (servers before issue 12 did not send them)
+    max_text_bytes: int | None = None
+    max_frame_pixels: int | None = None
+    max_gap_s: float | None = None
+    start_timeout_s: float | None = None
 
 
 @dataclass(frozen=True)

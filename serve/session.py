@@ -345,7 +345,8 @@ class Session:
     def _limits(self) -> Limits:
         cfg = self.config
         return Limits(cfg.max_message_bytes, cfg.max_session_s, cfg.idle_timeout_s,
-                      cfg.max_faces, cfg.sample_rates)
+                      cfg.max_faces, cfg.sample_rates, cfg.max_text_bytes,
+                      cfg.max_frame_pixels, cfg.max_gap_s, cfg.start_timeout_s)
 
 
 def _fatal(code: ErrorCode, message: str) -> ProtocolError:

@@ -209,3 +209,12 @@ def test_transcript_invariants_over_random_engine_outputs() -> None:
             assert last_partial.get(message.segment) != message.text and message.text
             last_partial[message.segment] = message.text
     assert isinstance(messages[-1], Done) and messages[-1].segments == len(finals)
+
+
+def test_ready_tells_the_client_the_limits_it_must_respect() -> None:
+    session = new_session()
+    ready = sent(session.on_text(encode(Start(audio=AUDIO))))[0]
+    limits, cfg = ready.limits, ServerConfig()
+    assert (limits.max_message_bytes, limits.max_text_bytes, limits.max_frame_pixels) == \
+        (cfg.max_message_bytes, cfg.max_text_bytes, cfg.max_frame_pixels)
+    assert (limits.max_gap_s, limits.start_timeout_s) == (2.0, 10.0)
