@@ -24,6 +24,8 @@ examples:
   avsync synth --out data/grid --speakers 20 --utts-per-speaker 100 --text grid --workers 2
   avsync synth --out data/tiny --speakers 2 --utts-per-speaker 3 --val-speakers 0 --test-speakers 0
   avsync synth --out data/asd --speakers 4 --utts-per-speaker 5 --scenes 10
+  avsync synth --out data/open --speakers 64 --text english --engines espeak,flite \
+      --rate-wpm 110-240
 
 text sources:
   grid   GRID-style commands ("BIN BLUE AT F TWO NOW"), a closed 51-word vocabulary
@@ -54,8 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="worker processes (default min(4, CPUs))")
+    parser.add_argument("--engines", default="espeak",
+                        help="synthesis engines the speakers take turns with, comma-separated: "
+                             "espeak (formant voices), flite (CMU ARCTIC voices built from "
+                             "recordings: slt, rms, awb, kal16); default espeak")
+    parser.add_argument("--rate-wpm", type=_rate, default=None, metavar="SLOW-FAST",
+                        help="speaking rates in words a minute (default 140-195; natural "
+                             "speech spans about 110-240)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _rate(text: str) -> tuple[int, int]:
+    try:
+        slow, fast = (int(x) for x in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write SLOW-FAST, e.g. 110-240") from None
+    return slow, fast
 
 
 def main(argv: list[str]) -> int:
@@ -65,7 +82,9 @@ def main(argv: list[str]) -> int:
     config = SynthConfig(out=args.out, speakers=args.speakers,
                          utts_per_speaker=args.utts_per_speaker, text=args.text,
                          val_speakers=args.val_speakers, test_speakers=args.test_speakers,
-                         seed=args.seed, workers=args.workers, scenes=args.scenes)
+                         seed=args.seed, workers=args.workers, scenes=args.scenes,
+                         engines=tuple(e.strip() for e in args.engines.split(",") if e.strip()),
+                         **({"rate_wpm": args.rate_wpm} if args.rate_wpm else {}))
     summary = generate_corpus(config, progress=not args.quiet)
     print(f"avsync synth: {summary.line()}")
     return 0

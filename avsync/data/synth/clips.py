@@ -17,6 +17,7 @@ from avsync.data.annotations import Annotation, WordTiming
 from avsync.data.synth.english import english_sentences
 from avsync.data.synth.espeak import Speech, SpokenWord, Voice, synthesize
 from avsync.data.synth.face import render_clip
+from avsync.data.synth.flite import FliteVoice, synthesize_flite
 from avsync.data.synth.grammar import grid_sentence
 from avsync.data.synth.sentences import open_sentence
 from avsync.data.synth.speakers import Speaker
@@ -57,13 +58,16 @@ def choose_words(rng: np.random.Generator, text: str, split: str = "train"
     return open_sentence(rng)
 
 
-def speak(rng: np.random.Generator, voice: Voice, text: str, split: str = "train") -> Speech:
-    """Synthesise a sentence drawn by `rng`, drawing another when espeak cannot time one."""
+def speak(rng: np.random.Generator, voice: Voice | FliteVoice, text: str,
+          split: str = "train") -> Speech:
+    """Synthesise a sentence drawn by `rng`, drawing another when the engine cannot time
+    one."""
     errors = []
+    engine = synthesize_flite if isinstance(voice, FliteVoice) else synthesize
     for _ in range(SYNTH_ATTEMPTS):
         words = choose_words(rng, text, split)
         try:
-            return synthesize(words, voice)
+            return engine(words, voice)  # type: ignore[arg-type]
         except DataError as error:
             errors.append(str(error))
     raise DataError(f"voice {voice.espeak_name} failed on {SYNTH_ATTEMPTS} sentences; "

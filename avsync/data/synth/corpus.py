@@ -22,7 +22,7 @@ from pathlib import Path
 
 from avsync.data.annotations import write_annotation
 from avsync.data.synth.clips import TEXT_SOURCES, make_clip
-from avsync.data.synth.speakers import UTTERANCE, Speaker, make_speaker, rng_for
+from avsync.data.synth.speakers import RATE_WPM, UTTERANCE, Speaker, make_speaker, rng_for
 from avsync.data.synth.workers import parallel_map
 from avsync.errors import ConfigError
 from avsync.timebase import FPS, SAMPLE_RATE
@@ -48,6 +48,8 @@ class SynthConfig:
     scenes: int = 0
     silence: tuple[float, float] = (0.15, 0.5)  # seconds before and after the speech
     crf: int = 18  # x264 quality of the written mp4s
+    engines: tuple[str, ...] = ("espeak",)  # speakers take turns (avsync.data.synth.speakers)
+    rate_wpm: tuple[int, int] = RATE_WPM  # speaking rates drawn from this range
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
@@ -63,6 +65,8 @@ class SynthConfig:
         if val < 0 or test < 0 or val + test > self.speakers:
             raise ConfigError(f"val_speakers={val} + test_speakers={test} must be >= 0 and at most "
                               f"speakers={self.speakers}")
+        if not 0 < self.rate_wpm[0] <= self.rate_wpm[1]:
+            raise ConfigError(f"rate_wpm={self.rate_wpm}: need 0 < slowest <= fastest")
         if not 0 <= self.silence[0] <= self.silence[1]:
             raise ConfigError(f"silence={self.silence}: need 0 <= min <= max seconds")
 
@@ -81,6 +85,7 @@ class SynthConfig:
         out = asdict(self)
         out["out"] = str(self.out)
         out["silence"] = list(self.silence)
+        out["engines"], out["rate_wpm"] = list(self.engines), list(self.rate_wpm)
         out["val_speakers"], out["test_speakers"] = self.held_out()
         return out
 
@@ -163,7 +168,8 @@ def generate_corpus(config: SynthConfig, progress: bool = True) -> CorpusSummary
     """Write the corpus described by `config` (see the module docstring for the layout)."""
     started = time.perf_counter()
     config.out.mkdir(parents=True, exist_ok=True)
-    speakers = [make_speaker(config.seed, i) for i in range(config.speakers)]
+    speakers = [make_speaker(config.seed, i, engines=config.engines, rate_wpm=config.rate_wpm)
+                for i in range(config.speakers)]
     tasks = [_Task(config, i, s, u) for i, s in enumerate(speakers)
              for u in range(1, config.utts_per_speaker + 1)]
     results = dict(parallel_map(_make_one, tasks, config.workers, progress, "clip"))

@@ -15,10 +15,15 @@ import numpy as np
 
 from avsync.data.synth.espeak import Voice, english_voices
 from avsync.data.synth.face import FaceIdentity, random_identity
+from avsync.data.synth.flite import FLITE_VOICES, FliteVoice
+from avsync.errors import ConfigError
 
 VARIANTS: tuple[str, ...] = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4",
                              "f5")
 RATE_WPM: tuple[int, int] = (140, 195)
+ENGINES: tuple[str, ...] = ("espeak", "flite")
+FLITE_WPM = 190  # a flite voice's own rate (duration_stretch 1), words a minute with pauses
+FEMININE_FLITE = frozenset({"slt"})
 PITCH: tuple[int, int] = (30, 70)
 PITCH_RANGE: tuple[int, int] = (30, 85)
 
@@ -34,7 +39,7 @@ def rng_for(seed: int, *keys: int) -> np.random.Generator:
 @dataclass(frozen=True)
 class Speaker:
     id: str  # directory name under main/, e.g. "spk0003"
-    voice: Voice
+    voice: Voice | FliteVoice
     face: FaceIdentity
 
     def to_json(self) -> dict:
@@ -47,14 +52,32 @@ def _voice_pairs(seed: int) -> list[tuple[tuple[str, str], str]]:
     return [pairs[i] for i in order]
 
 
-def make_speaker(seed: int, index: int, namespace: int = SPEAKER, prefix: str = "spk") -> Speaker:
-    """Speaker `index` of a corpus with `seed` (other namespaces give other people)."""
+def make_speaker(seed: int, index: int, namespace: int = SPEAKER, prefix: str = "spk",
+                 engines: tuple[str, ...] = ("espeak",),
+                 rate_wpm: tuple[int, int] = RATE_WPM) -> Speaker:
+    """Speaker `index` of a corpus with `seed` (other namespaces give other people).
+
+    engines: the synthesis engines speakers take turns with (speaker k gets engines[k % n]);
+    rate_wpm: the range speaking rates are drawn from. The defaults give today's espeak
+    speakers, unchanged."""
+    unknown = set(engines) - set(ENGINES)
+    if not engines or unknown:
+        raise ConfigError(f"engines {engines}: choose from {', '.join(ENGINES)}")
     pairs = _voice_pairs(seed + namespace - SPEAKER)
     (language, voice_file), variant = pairs[index % len(pairs)]
     rng = rng_for(seed, namespace, index)
-    voice = Voice(language=language, voice_file=voice_file, variant=variant,
-                  rate=int(rng.integers(RATE_WPM[0], RATE_WPM[1] + 1)),
-                  pitch=int(rng.integers(PITCH[0], PITCH[1] + 1)),
-                  pitch_range=int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)))
-    face = random_identity(rng, feminine=variant.startswith("f"))
+    rate = int(rng.integers(rate_wpm[0], rate_wpm[1] + 1))
+    pitch = int(rng.integers(PITCH[0], PITCH[1] + 1))
+    pitch_range = int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1))
+    engine = engines[index % len(engines)]
+    voice: Voice | FliteVoice
+    if engine == "flite":
+        name = FLITE_VOICES[(index // len(engines)) % len(FLITE_VOICES)]
+        voice = FliteVoice(name, round(FLITE_WPM / rate, 3))
+        feminine = name in FEMININE_FLITE
+    else:
+        voice = Voice(language=language, voice_file=voice_file, variant=variant, rate=rate,
+                      pitch=pitch, pitch_range=pitch_range)
+        feminine = variant.startswith("f")
+    face = random_identity(rng, feminine=feminine)
     return Speaker(id=f"{prefix}{index:04d}", voice=voice, face=face)

@@ -87,6 +87,24 @@ PHONEME_VISEMES: dict[str, tuple[str, ...]] = {
     "aI@": ("AA", "IY", "EH"), "aU": ("AA", "W"), "aU@": ("AA", "W", "EH"),
     "oU": ("OW", "W"), "OI": ("OW", "IY"),
 }
+# CMU ARPAbet phones (flite's voices, `avsync.data.synth.flite`), named "arpa:<phone>".
+ARPABET_VISEMES: dict[str, tuple[str, ...]] = {
+    **{p: ("PBM",) for p in ("p", "b", "m")},
+    **{p: ("FV",) for p in ("f", "v")},
+    **{p: ("TH",) for p in ("th", "dh")},
+    **{p: ("ALV",) for p in ("t", "d", "n", "l", "s", "z", "dx")},
+    **{p: ("KG",) for p in ("k", "g", "ng")},
+    **{p: ("SH",) for p in ("sh", "zh", "ch", "jh")},
+    "r": ("R",), "er": ("R",), "w": ("W",), "uw": ("W",), "uh": ("W",),
+    **{p: ("IY",) for p in ("iy", "ih", "y")},
+    **{p: ("EH",) for p in ("eh", "ax", "ah", "ae")},
+    **{p: ("AA",) for p in ("aa",)},
+    **{p: ("OW",) for p in ("ao",)},
+    "hh": ("H",),
+    "ey": ("EH", "IY"), "ay": ("AA", "IY"), "aw": ("AA", "W"), "ow": ("OW", "W"),
+    "oy": ("OW", "IY"),
+}
+ARPABET_PREFIX = "arpa:"
 _VOWEL_START = set("aeiouAEIOU03@V")
 
 
@@ -99,6 +117,8 @@ def visemes_of(phoneme: str) -> tuple[str, ...]:
     """
     if phoneme.startswith("_"):
         return ("sil",)
+    if phoneme.startswith(ARPABET_PREFIX):
+        return ARPABET_VISEMES.get(phoneme[len(ARPABET_PREFIX):], ("EH",))
     found = PHONEME_VISEMES.get(phoneme) or PHONEME_VISEMES.get(phoneme.rstrip("#;:2-"))
     if found:
         return found
@@ -106,6 +126,8 @@ def visemes_of(phoneme: str) -> tuple[str, ...]:
 
 
 def known_phoneme(phoneme: str) -> bool:
+    if phoneme.startswith(ARPABET_PREFIX):
+        return phoneme[len(ARPABET_PREFIX):] in ARPABET_VISEMES
     return phoneme.startswith("_") or phoneme in PHONEME_VISEMES
 
 

@@ -1,0 +1,122 @@
+"""CMU flite voices built from recordings (ARCTIC slt, rms, awb; kal16), with phone timing.
+
+Why flite: espeak-ng's formant voices are far from real speech (whisper tiny.en misreads 38 %
+of open sentences said by the corpus's espeak speakers, 10-16 % said by flite's voices:
+bench/results/voices.json). flite is in Debian main, runs as a command, and `-psdur` prints
+every phone with its end time, which drives the lips exactly as espeak's events do. Words
+are not timed by flite, so each word's phones are counted in a second call that says the
+words one by one (`w1. w2. w3.`: a pause between each); the sentence's phones are then given
+to its words in order, and a sentence whose counts disagree is refused (the caller draws
+another), so a transcript never disagrees with what was said.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import wave
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from avsync.data.synth.espeak import PhonemeSegment, Speech, SpokenWord, WordSpan
+from avsync.errors import DataError
+from avsync.timebase import SAMPLE_RATE
+
+FLITE_VOICES: tuple[str, ...] = ("slt", "rms", "awb", "kal16")
+PHONE_PREFIX = "arpa:"  # flite's phones are CMU ARPAbet; avsync.data.synth.visemes maps them
+PAUSE = "pau"
+
+
+@dataclass(frozen=True)
+class FliteVoice:
+    """name: a flite voice; stretch: its `duration_stretch` (1 = the voice's own rate, about
+    190 words a minute; 0.8-1.7 spans roughly 235-110)."""
+
+    name: str
+    stretch: float = 1.0
+    engine: str = field(default="flite", init=False)
+
+    @property
+    def espeak_name(self) -> str:  # the name error messages use for any voice
+        return f"flite:{self.name}"
+
+
+def _flite() -> str:
+    path = shutil.which("flite")
+    if path is None:
+        raise DataError("flite is not installed; install the Debian package flite (`make "
+                        "setup` does) or synthesise with espeak voices only")
+    return path
+
+
+def _run(voice: FliteVoice, text: str, wav: Path | None) -> list[tuple[str, float]]:
+    """(phone, end seconds) of `text` said by `voice`; the audio to `wav` when given."""
+    command = [_flite(), "-voice", voice.name, "--setf", f"duration_stretch={voice.stretch}",
+               "-t", text, "-o", str(wav) if wav else "none", "-psdur"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise DataError(f"flite -voice {voice.name} failed ({done.stderr.strip()[:200]})")
+    phones = []
+    for item in done.stdout.split():
+        name, _, end = item.rpartition(":")
+        phones.append((name, float(end)))
+    return phones
+
+
+def _word_counts(voice: FliteVoice, words: Sequence[str]) -> list[int]:
+    """How many phones flite gives each word said on its own."""
+    phones = _run(voice, ". ".join(words) + ".", None)
+    counts, current, started = [], 0, False
+    for name, _ in phones:
+        if name == PAUSE:
+            if started:
+                counts.append(current)
+            current, started = 0, False
+        else:
+            current, started = current + 1, True
+    if started:
+        counts.append(current)
+    return counts
+
+
+def _read_audio(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as f:
+        if f.getframerate() != SAMPLE_RATE or f.getnchannels() != 1:
+            raise DataError(f"flite wrote {f.getframerate()} Hz x {f.getnchannels()}, not "
+                            f"{SAMPLE_RATE} Hz mono")
+        return np.frombuffer(f.readframes(f.getnframes()), np.int16).astype(np.float32) / 32768
+
+
+def synthesize_flite(words: Sequence[SpokenWord], voice: FliteVoice) -> Speech:
+    """Speak `words` with a flite voice: 16 kHz audio plus word and phone timing (phones
+    named `arpa:<phone>`, pauses `_`). DataError when flite's words cannot be timed."""
+    if not words:
+        raise DataError("cannot synthesise an empty utterance; give at least one word")
+    said = [w.word.lower() + ("," if w.say.endswith(",") else "") for w in words]
+    with tempfile.TemporaryDirectory() as scratch:
+        wav = Path(scratch) / "speech.wav"
+        phones = _run(voice, " ".join(said), wav)
+        audio = _read_audio(wav)
+    counts = _word_counts(voice, [w.word.lower() for w in words])
+    spoken = [p for p in phones if p[0] != PAUSE]
+    if len(counts) != len(words) or sum(counts) != len(spoken):
+        raise DataError(f"flite -voice {voice.name}: {len(spoken)} phones in the sentence but "
+                        f"{sum(counts)} in its {len(words)} words said alone")
+    owner = [k for k, n in enumerate(counts) for _ in range(n)]
+    segments, start, k = [], 0.0, 0
+    for name, end in phones:
+        if name == PAUSE:
+            segments.append(PhonemeSegment("_", start, end, None))
+        else:
+            segments.append(PhonemeSegment(PHONE_PREFIX + name, start, end, owner[k]))
+            k += 1
+        start = end
+    spans = []
+    for index, word in enumerate(words):
+        own = [s for s in segments if s.word == index]
+        spans.append(WordSpan(word.word, own[0].start, own[-1].end))
+    return Speech(audio=audio, words=tuple(spans), phonemes=tuple(segments))
