@@ -35,6 +35,8 @@ class ServerConfig:
     idle_timeout_s: float = 30.0  # no message for this long → flush, done, close
     max_session_s: float = 3600.0  # wall-clock session length → flush, done, close
     inbox_messages: int = 256  # reader → session queue; full for `inbox_grace_s` = overload
+    inbox_bytes: int = 8 << 20  # ... and at most this many bytes of messages
+    receive_queue: int = 4  # messages websockets buffers before it stops reading the socket
     inbox_grace_s: float = 2.0  # < ping timeout, so pongs keep flowing while we wait
     max_lag_s: float = 5.0  # a message waiting longer than this to be processed = overload
     outbox_bytes: int = 1 << 20  # session → writer queue; full = the client stopped reading

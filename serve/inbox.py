@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -33,8 +34,13 @@ class Terminated(Exception):
 
 
 class Inbox(Generic[T]):
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
+    """At most `capacity` items and `max_bytes` of them (`size(item)`); one item bigger than
+    `max_bytes` still fits into an empty inbox."""
+
+    def __init__(self, capacity: int, max_bytes: int | None = None,
+                 size: Callable[[T], int] = lambda item: 0) -> None:
+        self.capacity, self.max_bytes, self._size = capacity, max_bytes, size
+        self.bytes = 0
         self._items: deque[T] = deque()
         self._readable = asyncio.Event()
         self._space = asyncio.Event()
@@ -48,13 +54,17 @@ class Inbox(Generic[T]):
 
     async def put(self, item: T, timeout: float) -> bool:
         """Queue `item`, waiting up to `timeout` s for space; False if still full."""
-        while len(self._items) >= self.capacity:
+        size = self._size(item)
+        while len(self._items) >= self.capacity or (
+                self.max_bytes is not None and self._items
+                and self.bytes + size > self.max_bytes):
             self._space.clear()
             try:
                 await asyncio.wait_for(self._space.wait(), timeout)
             except TimeoutError:
                 return False
         self._items.append(item)
+        self.bytes += size
         self._readable.set()
         return True
 
@@ -85,6 +95,7 @@ class Inbox(Generic[T]):
                 return None
             if self._items:
                 item = self._items.popleft()
+                self.bytes -= self._size(item)
                 self._space.set()
                 return item
             if self._input_ended:

@@ -86,7 +86,7 @@ class AvsyncServer:
         self.batcher.start()
         self._server = await serve(
             self._handle, cfg.host, cfg.port, process_request=self._process_request,
-            compression=None, max_size=cfg.max_message_bytes, max_queue=16,
+            compression=None, max_size=cfg.max_message_bytes, max_queue=cfg.receive_queue,
             ping_interval=cfg.ping_interval_s, ping_timeout=cfg.ping_timeout_s,
             close_timeout=cfg.close_timeout_s, write_limit=cfg.write_limit_bytes,
             server_header=f"avsync/{__version__}", create_connection=BoundedConnection)
@@ -214,7 +214,8 @@ class SessionRunner:
         self.metrics = server.metrics
         self.session = Session(uuid.uuid4().hex[:12], self.config, server.engine.info,
                                server.capabilities)
-        self.inbox: Inbox[tuple[str | bytes, float]] = Inbox(self.config.inbox_messages)
+        self.inbox: Inbox[tuple[str | bytes, float]] = Inbox(
+            self.config.inbox_messages, self.config.inbox_bytes, lambda item: len(item[0]))
         self.outbox: asyncio.Queue[str | Close] = asyncio.Queue()
         self._outbox_bytes = 0  # bounded by config.outbox_bytes
         self.task: asyncio.Task | None = None

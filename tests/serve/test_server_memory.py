@@ -137,6 +137,38 @@ def test_pings_whose_pongs_are_never_read_stop_the_reading(engine) -> None:
     assert peak / sent < 0.1
 
 
+def test_a_fast_client_of_big_messages_waits_on_the_inbox_bytes(engine) -> None:
+    """256 KiB audio messages as fast as the socket takes them, faster than the runtime
+    recognises them: what waits in the session's inbox stays under inbox_bytes plus one
+    message (was: bounded by count only, 256 messages of up to 1 MiB)."""
+    payload = b"\0" * ((256 << 10) - 16)
+    step_us = len(payload) // 2 * 1_000_000 // 16_000
+    messages = [pack_media(BinaryKind.AUDIO, i, i * step_us, payload) for i in range(40)]
+
+    async def main():
+        async with running_server(engine, max_message_bytes=256 << 10,
+                                  inbox_bytes=1 << 20) as server:
+            ws, _ = await open_session(stream_url(server), START)
+            peak = 0
+
+            async def send() -> None:
+                with suppress(ConnectionClosed):
+                    for message in messages:
+                        await ws.send(message)
+
+            sender = asyncio.create_task(send())
+            for _ in range(300):  # 3 s
+                peak = max([peak, *(r.inbox.bytes for r in server.runners)])
+                await asyncio.sleep(0.01)
+            sender.cancel()
+            ws.transport.abort()
+            return peak, server.config
+
+    peak, config = run(main())
+    print(f"figure: at most {peak} bytes waited in the inbox while 10 MiB were sent")
+    assert 0 < peak <= config.inbox_bytes + config.max_message_bytes
+
+
 class Tracked:
     """Weak references to every session's runner, connection, media and engine stream."""
 
