@@ -58,7 +58,7 @@ def test_finals_after_trailing_blanks_with_word_times(model: Model) -> None:
     finals = [e for e in events if isinstance(e, Final)]
     assert [f.text for f in finals] == ["bin at"]
     words = finals[0].words
-    # no audio here: a word ends where its tokens' last step begins, and starts up to 6 steps
+    # no audio here: a word ends where its tokens' last step begins, and starts up to 8 steps
     # before their spike (which marks its end), not before the previous word's end
     assert [(w.text, w.start_ms, w.end_ms) for w in words] == [("bin", 0, 200), ("at", 200, 360)]
     assert all(w.confidence > 0.99 for w in words)
