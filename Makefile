@@ -6,7 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := .cache/system-packages.ok
-DEBIAN_PACKAGES := espeak-ng libespeak-ng1 flite fortunes-min fortunes wordnet-base chromium \
+DEBIAN_PACKAGES := espeak-ng libespeak-ng1 flite festival festvox-us-slt-hts fortunes-min fortunes \
+	wordnet-base chromium \
 	fonts-dejavu-core
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=

@@ -1,4 +1,5 @@
-"""flite voices in the corpus: real recordings' voices, every phone timed, lips in sync."""
+"""flite and festival voices in the corpus (built from recordings): every word and phone
+timed by the engine, speaking rate as asked, lips in sync."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 
 from avsync.data.synth.clips import make_clip
 from avsync.data.synth.espeak import SpokenWord, Voice
+from avsync.data.synth.festival import FestivalVoice, synthesize_festival
 from avsync.data.synth.flite import FLITE_VOICES, FliteVoice, synthesize_flite
 from avsync.data.synth.measure import audio_energy, best_lag, mouth_opening
 from avsync.data.synth.speakers import UTTERANCE, make_speaker, rng_for
@@ -18,9 +20,11 @@ SENTENCE = [SpokenWord(w, w.lower()) for w in
             ["THE", "TEACHER", "NODDED", "WHEN", "THE", "STUDENT", "GAVE", "THE", "RIGHT", "ANSWER"]]
 
 
-@pytest.mark.parametrize("name", FLITE_VOICES)
-def test_every_word_and_phone_is_timed(name: str) -> None:
-    speech = synthesize_flite(SENTENCE, FliteVoice(name))
+@pytest.mark.parametrize("voice", [*(FliteVoice(n) for n in FLITE_VOICES), FestivalVoice()],
+                         ids=lambda v: v.espeak_name)
+def test_every_word_and_phone_is_timed(voice: FliteVoice | FestivalVoice) -> None:
+    synthesize = synthesize_flite if isinstance(voice, FliteVoice) else synthesize_festival
+    speech = synthesize(SENTENCE, voice)
     assert [w.word for w in speech.words] == [w.word for w in SENTENCE]
     assert all(known_phoneme(p.phoneme) for p in speech.phonemes)
     ends = [w.end for w in speech.words]
@@ -29,27 +33,31 @@ def test_every_word_and_phone_is_timed(name: str) -> None:
     assert 0.02 < float(np.abs(speech.audio).max()) <= 1.0
 
 
-def test_stretch_sets_the_speaking_rate() -> None:
+def test_speaking_rate_is_as_asked() -> None:
     fast = synthesize_flite(SENTENCE, FliteVoice("rms", 0.8)).duration
     slow = synthesize_flite(SENTENCE, FliteVoice("rms", 1.6)).duration
     assert 1.7 < slow / fast < 2.3
+    fast = synthesize_festival(SENTENCE, FestivalVoice(speed=1.2)).duration
+    slow = synthesize_festival(SENTENCE, FestivalVoice(speed=0.6)).duration
+    assert 1.6 < slow / fast < 2.4
 
 
 def test_speakers_take_turns_with_the_engines_and_espeak_ones_are_unchanged() -> None:
-    mixed = [make_speaker(3, i, engines=("espeak", "flite"), rate_wpm=(110, 240))
-             for i in range(8)]
-    assert [type(s.voice) for s in mixed] == [Voice, FliteVoice] * 4
+    mixed = [make_speaker(3, i, engines=("espeak", "flite", "festival"), rate_wpm=(110, 240))
+             for i in range(12)]
+    assert [type(s.voice) for s in mixed] == [Voice, FliteVoice, FestivalVoice] * 4
     assert {s.voice.name for s in mixed if isinstance(s.voice, FliteVoice)} == set(FLITE_VOICES)
     assert all(0.79 <= s.voice.stretch <= 1.73 for s in mixed if isinstance(s.voice, FliteVoice))
     assert make_speaker(3, 2) == make_speaker(3, 2, engines=("espeak",))
-    with pytest.raises(ConfigError, match="espeak, flite"):
+    with pytest.raises(ConfigError, match="espeak, flite, festival"):
         make_speaker(3, 0, engines=("pico",))
 
 
-def test_flite_lips_and_voice_are_in_sync() -> None:
+@pytest.mark.parametrize("turn", [1, 2], ids=["flite", "festival"])
+def test_lips_and_voice_are_in_sync(turn: int) -> None:
     opening, energy = [], []
     for utt in range(6):
-        speaker = make_speaker(5, 2 * utt + 1, engines=("espeak", "flite"))
+        speaker = make_speaker(5, 3 * utt + turn, engines=("espeak", "flite", "festival"))
         clip = make_clip(speaker, rng_for(5, UTTERANCE, 1, utt), "english")
         opening.append(mouth_opening(clip.frames))
         energy.append(audio_energy(clip.audio, len(clip.frames)))

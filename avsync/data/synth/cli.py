@@ -24,7 +24,7 @@ examples:
   avsync synth --out data/grid --speakers 20 --utts-per-speaker 100 --text grid --workers 2
   avsync synth --out data/tiny --speakers 2 --utts-per-speaker 3 --val-speakers 0 --test-speakers 0
   avsync synth --out data/asd --speakers 4 --utts-per-speaker 5 --scenes 10
-  avsync synth --out data/open --speakers 64 --text english --engines espeak,flite \
+  avsync synth --out data/open --speakers 64 --text english --engines espeak,flite,festival \
       --rate-wpm 110-240
 
 text sources:
@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--engines", default="espeak",
                         help="synthesis engines the speakers take turns with, comma-separated: "
                              "espeak (formant voices), flite (CMU ARCTIC voices built from "
-                             "recordings: slt, rms, awb, kal16); default espeak")
+                             "recordings: slt, rms, awb, kal16), festival (the HTS voice "
+                             "trained on ARCTIC slt); default espeak")
     parser.add_argument("--rate-wpm", type=_rate, default=None, metavar="SLOW-FAST",
                         help="speaking rates in words a minute (default 140-195; natural "
                              "speech spans about 110-240)")

@@ -15,12 +15,13 @@ import numpy as np
 
 from avsync.data.annotations import Annotation, WordTiming
 from avsync.data.synth.english import english_sentences
-from avsync.data.synth.espeak import Speech, SpokenWord, Voice, synthesize
+from avsync.data.synth.espeak import Speech, SpokenWord, synthesize
 from avsync.data.synth.face import render_clip
+from avsync.data.synth.festival import FestivalVoice, synthesize_festival
 from avsync.data.synth.flite import FliteVoice, synthesize_flite
 from avsync.data.synth.grammar import grid_sentence
 from avsync.data.synth.sentences import open_sentence
-from avsync.data.synth.speakers import Speaker
+from avsync.data.synth.speakers import AnyVoice, Speaker
 from avsync.data.synth.visemes import articulation_track, idle_track
 from avsync.errors import ConfigError, DataError
 from avsync.timebase import SAMPLE_RATE, SAMPLES_PER_STEP
@@ -58,12 +59,13 @@ def choose_words(rng: np.random.Generator, text: str, split: str = "train"
     return open_sentence(rng)
 
 
-def speak(rng: np.random.Generator, voice: Voice | FliteVoice, text: str,
-          split: str = "train") -> Speech:
+def speak(rng: np.random.Generator, voice: AnyVoice, text: str, split: str = "train"
+          ) -> Speech:
     """Synthesise a sentence drawn by `rng`, drawing another when the engine cannot time
     one."""
     errors = []
-    engine = synthesize_flite if isinstance(voice, FliteVoice) else synthesize
+    engine = (synthesize_flite if isinstance(voice, FliteVoice) else synthesize_festival
+              if isinstance(voice, FestivalVoice) else synthesize)
     for _ in range(SYNTH_ATTEMPTS):
         words = choose_words(rng, text, split)
         try:

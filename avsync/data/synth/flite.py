@@ -83,12 +83,17 @@ def _word_counts(voice: FliteVoice, words: Sequence[str]) -> list[int]:
     return counts
 
 
-def _read_audio(path: Path) -> np.ndarray:
+def read_wav_16k(path: Path) -> np.ndarray:
+    """A 16-bit mono WAV an engine wrote -> (S,) float32 @ 16 kHz."""
+    from avsync.media.resample import resample_audio
+
     with wave.open(str(path)) as f:
-        if f.getframerate() != SAMPLE_RATE or f.getnchannels() != 1:
-            raise DataError(f"flite wrote {f.getframerate()} Hz x {f.getnchannels()}, not "
-                            f"{SAMPLE_RATE} Hz mono")
-        return np.frombuffer(f.readframes(f.getnframes()), np.int16).astype(np.float32) / 32768
+        if f.getnchannels() != 1 or f.getsampwidth() != 2:
+            raise DataError(f"{path}: {f.getnchannels()} channels of {8 * f.getsampwidth()} "
+                            "bits, not 16-bit mono")
+        rate = f.getframerate()
+        pcm = np.frombuffer(f.readframes(f.getnframes()), np.int16).astype(np.float32) / 32768
+    return np.asarray(resample_audio(pcm, rate, SAMPLE_RATE), np.float32)
 
 
 def synthesize_flite(words: Sequence[SpokenWord], voice: FliteVoice) -> Speech:
@@ -100,7 +105,7 @@ def synthesize_flite(words: Sequence[SpokenWord], voice: FliteVoice) -> Speech:
     with tempfile.TemporaryDirectory() as scratch:
         wav = Path(scratch) / "speech.wav"
         phones = _run(voice, " ".join(said), wav)
-        audio = _read_audio(wav)
+        audio = read_wav_16k(wav)
     counts = _word_counts(voice, [w.word.lower() for w in words])
     spoken = [p for p in phones if p[0] != PAUSE]
     if len(counts) != len(words) or sum(counts) != len(spoken):

@@ -15,15 +15,17 @@ import numpy as np
 
 from avsync.data.synth.espeak import Voice, english_voices
 from avsync.data.synth.face import FaceIdentity, random_identity
+from avsync.data.synth.festival import FESTIVAL_VOICES, FestivalVoice
 from avsync.data.synth.flite import FLITE_VOICES, FliteVoice
 from avsync.errors import ConfigError
 
 VARIANTS: tuple[str, ...] = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4",
                              "f5")
 RATE_WPM: tuple[int, int] = (140, 195)
-ENGINES: tuple[str, ...] = ("espeak", "flite")
-FLITE_WPM = 190  # a flite voice's own rate (duration_stretch 1), words a minute with pauses
-FEMININE_FLITE = frozenset({"slt"})
+ENGINES: tuple[str, ...] = ("espeak", "flite", "festival")
+OWN_WPM = 190  # a flite or festival voice's own rate, words a minute with pauses
+FEMININE = frozenset({"slt", "cmu_us_slt_arctic_hts"})
+AnyVoice = Voice | FliteVoice | FestivalVoice
 PITCH: tuple[int, int] = (30, 70)
 PITCH_RANGE: tuple[int, int] = (30, 85)
 
@@ -39,7 +41,7 @@ def rng_for(seed: int, *keys: int) -> np.random.Generator:
 @dataclass(frozen=True)
 class Speaker:
     id: str  # directory name under main/, e.g. "spk0003"
-    voice: Voice | FliteVoice
+    voice: AnyVoice
     face: FaceIdentity
 
     def to_json(self) -> dict:
@@ -70,11 +72,15 @@ def make_speaker(seed: int, index: int, namespace: int = SPEAKER, prefix: str = 
     pitch = int(rng.integers(PITCH[0], PITCH[1] + 1))
     pitch_range = int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1))
     engine = engines[index % len(engines)]
-    voice: Voice | FliteVoice
+    voice: AnyVoice
+    turn = index // len(engines)
     if engine == "flite":
-        name = FLITE_VOICES[(index // len(engines)) % len(FLITE_VOICES)]
-        voice = FliteVoice(name, round(FLITE_WPM / rate, 3))
-        feminine = name in FEMININE_FLITE
+        voice = FliteVoice(FLITE_VOICES[turn % len(FLITE_VOICES)], round(OWN_WPM / rate, 3))
+        feminine = voice.name in FEMININE
+    elif engine == "festival":
+        voice = FestivalVoice(FESTIVAL_VOICES[turn % len(FESTIVAL_VOICES)],
+                              round(rate / OWN_WPM, 3), round((pitch - 50) / 5, 1))
+        feminine = voice.name in FEMININE
     else:
         voice = Voice(language=language, voice_file=voice_file, variant=variant, rate=rate,
                       pitch=pitch, pitch_range=pitch_range)
