@@ -29,6 +29,7 @@ from avsync.timebase import SAMPLES_PER_STEP
 
 class EvalBackend(Protocol):
     roi_stored: int  # side of the uint8 mouth ROIs the backend takes
+    roi_convention: str  # how they are cut (avsync.media.roi)
 
     def describe(self) -> dict[str, Any]: ...
 
@@ -61,6 +62,7 @@ class CheckpointBackend:
             raise ConfigError(f"need beam >= 1 and ctc_weight in [0, 1], got {beam}, {ctc_weight}")
         self.beam, self.ctc_weight, self.batch_steps = beam, ctc_weight, batch_steps
         self.roi_stored = self.config.visual_frontend.roi_stored
+        self.roi_convention = self.config.visual_frontend.roi_convention
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "checkpoint", "path": str(self.path), "model": self.config.name,

@@ -25,8 +25,9 @@ import numpy as np
 
 from avsync.data.cache import PCM_SCALE, PreparedCache
 from avsync.errors import DataError, MediaError
+from avsync.media.face_tracking import FaceCentredCropper
 from avsync.media.noise import make_babble, mix_at_snr
-from avsync.media.roi import Box, crop_mouths
+from avsync.media.roi import FACE_BOX, Box, check_convention, crop_mouths
 from avsync.timebase import FPS, SAMPLES_PER_STEP
 
 SPEAKING_AUDIBLE = "SPEAKING_AUDIBLE"  # the only positive label of AVA-ActiveSpeaker
@@ -167,24 +168,39 @@ def read_labels(path: Path) -> dict[str, dict[str, list[Row]]]:
     return {video: dict(faces) for video, faces in table.items()}
 
 
-def _crops(frames: np.ndarray, first: int, rows: list[Row], roi: int) -> np.ndarray:
+def _crops(frames: np.ndarray, first: int, rows: list[Row], roi: int,
+           cropper: FaceCentredCropper | None = None) -> np.ndarray:
     """Mouth ROIs of one face in frames [first, first + len(frames)) of a scene: each frame's
-    box is that of the face's last labelled frame at or before it (the first one before)."""
+    box is that of the face's last labelled frame at or before it (the first one before).
+    cropper: for a mean-face model, the face's own cropper (its landmarks tracked inside its
+    box, which is the fallback face where none is found); None: the face-box crop."""
     height, width = frames.shape[1:]
     labelled = np.array([r[0] for r in rows])
     nearest = np.clip(np.searchsorted(labelled, first + np.arange(len(frames)), side="right")
                       - 1, 0, len(rows) - 1)
     boxes = [Box(x1 * width, y1 * height, (x2 - x1) * width, (y2 - y1) * height)
              for _, (x1, y1, x2, y2), _ in rows]
-    return crop_mouths(frames, [boxes[i] for i in nearest], roi)
+    if cropper is None:
+        return crop_mouths(frames, [boxes[i] for i in nearest], roi)
+    out = []
+    for frame, index in zip(frames, nearest, strict=True):
+        box = boxes[index]
+        x0, y0 = max(0, round(box.x)), max(0, round(box.y))
+        x1, y1 = min(width, round(box.x + box.w)), min(height, round(box.y + box.h))
+        out.append(cropper.crop(frame[None, y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]))
+    return np.concatenate(out)
 
 
-def _scene(path: Path, faces: dict[str, list[Row]], roi: int) -> AsdScene:
-    """A scene read piece by piece (`read_mouths`' working size): only its crops are kept."""
+def _scene(path: Path, faces: dict[str, list[Row]], roi: int,
+           convention: str = FACE_BOX) -> AsdScene:
+    """A scene read piece by piece (`read_mouths`' working size): only its crops are kept,
+    cut by the model's `convention`."""
     from avsync.media.decode import MediaReader
     from avsync.media.mouths import working_format
 
     labelled = {entity: sorted(r for r in rows if r[0] >= 0) for entity, rows in faces.items()}
+    croppers = {entity: None if convention == FACE_BOX else FaceCentredCropper(roi, convention)
+                for entity in faces}
     crops: dict[str, list[np.ndarray]] = {entity: [] for entity in faces}
     audio, steps = [], 0
     with MediaReader(path, frames=working_format(roi)) as reader:
@@ -192,7 +208,8 @@ def _scene(path: Path, faces: dict[str, list[Row]], roi: int) -> AsdScene:
             if len(piece.frames):
                 for entity, rows in labelled.items():
                     if rows:
-                        crops[entity].append(_crops(piece.frames, steps, rows, roi))
+                        crops[entity].append(_crops(piece.frames, steps, rows, roi,
+                                                    croppers[entity]))
                 steps += len(piece.frames)
             audio.append(piece.audio)
     samples = np.concatenate(audio)
@@ -208,11 +225,13 @@ def _scene(path: Path, faces: dict[str, list[Row]], roi: int) -> AsdScene:
     return AsdScene(path.stem, samples[:steps * SAMPLES_PER_STEP], tuple(tracks))
 
 
-def load_scenes(directory: Path, roi: int, max_scenes: int | None = None) -> list[AsdScene]:
-    """Every labelled scene of `directory` (mp4 + labels.csv), faces cropped at `roi` px."""
+def load_scenes(directory: Path, roi: int, max_scenes: int | None = None,
+                convention: str = FACE_BOX) -> list[AsdScene]:
+    """Every labelled scene of `directory` (mp4 + labels.csv), faces cropped at `roi` px by
+    the crop `convention` (`avsync.media.roi`)."""
     labels_path = directory / LABELS_FILE
     if not labels_path.is_file():
         raise DataError(f"{labels_path}: no ASD labels; generate scenes with `avsync synth "
                         "--scenes N` or pass --no-asd")
-    return [_scene(directory / f"{video_id}.mp4", faces, roi)
+    return [_scene(directory / f"{video_id}.mp4", faces, roi, check_convention(convention))
             for video_id, faces in sorted(read_labels(labels_path).items())[:max_scenes]]

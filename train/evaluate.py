@@ -119,7 +119,8 @@ def evaluate_sync(backend: EvalBackend, clips: Sequence[EvalClip], config: EvalC
 
 
 def evaluate_asd(backend: EvalBackend, directory: Path, config: EvalConfig) -> dict[str, Any]:
-    scenes = load_scenes(directory, backend.roi_stored, config.max_scenes)
+    scenes = load_scenes(directory, backend.roi_stored, config.max_scenes,
+                         backend.roi_convention)
     scores, positive = [], []
     for scene in scenes:
         outputs = backend.run([ClipInput(scene.audio, face.rois) for face in scene.faces])
@@ -148,6 +149,10 @@ def evaluate(backend: EvalBackend, cache: PreparedCache, config: EvalConfig) -> 
         raise ConfigError(f"{cache.path} stores {cache.roi_size} px ROIs, the model takes "
                           f"{backend.roi_stored} px; prepare a cache with --roi-size "
                           f"{backend.roi_stored}")
+    if cache.roi_convention != backend.roi_convention:
+        raise ConfigError(f"{cache.path} holds mouth crops cut by {cache.roi_convention!r}, the "
+                          f"model was trained on {backend.roi_convention!r} crops; prepare a "
+                          f"cache with --roi-convention {backend.roi_convention}")
     started = time.perf_counter()
     clips = load_clips(cache, config.split, config.max_clips)
     result: dict[str, Any] = {"model": backend.describe(), "split": config.split,

@@ -40,6 +40,7 @@ class RuntimeBackend:
         self.chunk = card.chunk_steps if chunk == "stream" else chunk
         self.beam, self.ctc_weight, self.finals = beam, ctc_weight, finals
         self.roi_stored = card.roi.stored
+        self.roi_convention = card.roi.convention
         self._special = {card.blank_id, card.bos_id, card.eos_id}
 
     def describe(self) -> dict[str, Any]:
