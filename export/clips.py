@@ -38,14 +38,18 @@ class LabelledClip:
         return ClipInput(self.audio if audio else None, self.rois if video else None)
 
 
-def cache_clips(cache_dir: str | Path, split: str, roi_stored: int, limit: int | None = None
-                ) -> list[LabelledClip]:
+def cache_clips(cache_dir: str | Path, split: str, roi_stored: int, limit: int | None = None,
+                convention: str = "face-box") -> list[LabelledClip]:
     """The first `limit` clips of `split` from a prepared cache (DataError if the cache's ROI
-    size is not the model's `roi_stored` or the split is empty)."""
+    size or crop convention is not the model's, or the split is empty)."""
     cache = PreparedCache(cache_dir)
     if cache.roi_size != roi_stored:
         raise DataError(f"{cache_dir}: ROIs are {cache.roi_size} px but the model takes "
                         f"{roi_stored} px; prepare the data with --roi-size {roi_stored}")
+    if cache.roi_convention != convention:
+        raise DataError(f"{cache_dir}: mouths were cut by {cache.roi_convention!r} but the "
+                        f"model takes {convention!r} crops; prepare the data with "
+                        f"--roi-convention {convention}")
     indices = cache.split(split)[:limit]
     if not indices:
         raise DataError(f"{cache_dir}: no clips in split {split!r} (splits: {cache.splits})")

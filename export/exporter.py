@@ -99,15 +99,17 @@ def export_model(options: ExportOptions) -> ModelCard:
 def _build(loaded: LoadedCheckpoint, options: ExportOptions, chunk: int, staging: Path
            ) -> ModelCard:
     model, roi = loaded.model, loaded.model.config.visual_frontend.roi_stored
+    convention = model.config.visual_frontend.roi_convention
     export_graphs(model, staging)
     loaded.tokenizer.save(staging / "tokenizer")
-    test = cache_clips(options.data, "test", roi, options.max_clips) if options.data else []
+    test = (cache_clips(options.data, "test", roi, options.max_clips, convention)
+            if options.data else [])
     # every test clip (up to --max-clips) and 3 seeded toy clips of odd lengths: never the
     # traced batch size or length
     parity_clips = [*toy_clips(model.config), *test]
     calibration = AsdCalibration()
     if options.data:
-        val = cache_clips(options.data, "val", roi, options.max_clips)
+        val = cache_clips(options.data, "val", roi, options.max_clips, convention)
         calibration = calibrate_asd(model, val, chunk, f"{options.data}:val")
     card = build_card(model, loaded.tokenizer, int8=False, chunk_steps=chunk,
                       calibration=calibration, training=_training(loaded, options),

@@ -75,8 +75,8 @@ def _quantize_and_measure(staging: Path, card: ModelCard, options: RequantizeOpt
     card = card.replace(graphs=graphs)
     write_card_everywhere(staging, card)
     fp32, int8 = load_model(staging, precision="fp32"), load_model(staging, precision="int8")
-    test = (cache_clips(options.data, "test", card.roi.stored, options.max_clips)
-            if options.data else [])
+    test = (cache_clips(options.data, "test", card.roi.stored, options.max_clips,
+                        card.roi.convention) if options.data else [])
     clips = test or noise_clips(card.roi.stored, card.chunk_steps)
     metrics = dict(card.metrics)
     metrics["int8"] = {"scheme": options.scheme.value, "cpu": cpu_info().to_json(),
