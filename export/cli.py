@@ -25,6 +25,7 @@ examples:
   avsync export best.ckpt --out models/tiny --int8 --data data/synth/.avsync/cache
   avsync export best.ckpt --out models/tiny --int8 --int8-scheme u8u8 --force
   avsync export --requantize models/tiny --data data/synth/.avsync/cache   # new int8 graphs
+  avsync export --add-lm models/tiny --lm data/synth/.avsync/lm.arpa.gz     # word LM
   avsync export best.ckpt --out models/tiny-c8 --chunk-steps 8 --force
   avsync export best.ckpt --out models/x --tokenizer data/synth/.avsync/tok.model
 
@@ -40,6 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="model directory to write (e.g. models/tiny); with --requantize, "
                         "write there instead of replacing MODEL_DIR")
+    p.add_argument("--add-lm", type=Path, metavar="MODEL_DIR",
+                   help="no checkpoint: put the word language model --lm into an exported "
+                        "model directory (model.json names it; the runtime fuses it into "
+                        "the CTC beam search)")
+    p.add_argument("--lm", type=Path, metavar="FILE.arpa.gz",
+                   help="with --add-lm: the ARPA model from `avsync data lm`")
+    p.add_argument("--lm-weight", type=float, default=0.5,
+                   help="with --add-lm: fusion weight of the LM's log-probability (0.5)")
+    p.add_argument("--lm-word-bonus", type=float, default=1.0,
+                   help="with --add-lm: score added per word (1.0)")
     p.add_argument("--requantize", type=Path, metavar="MODEL_DIR",
                    help="no checkpoint: rebuild the int8 graphs of an exported model directory "
                         "from its fp32 graphs in --int8-scheme (with --data, the WER change "
@@ -71,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.add_lm:
+        if not args.lm:
+            parser.error("--add-lm needs --lm FILE.arpa.gz")
+        from export.lm import attach_lm
+
+        card = attach_lm(args.add_lm, args.lm, args.lm_weight, args.lm_word_bonus)
+        print(json.dumps({"out": str(args.add_lm), "lm": card.lm}, indent=2))
+        return 0
     if args.requantize:
         if args.checkpoint:
             parser.error("--requantize takes a model directory, not a checkpoint")

@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     _merge_parser(commands)
     _stats_parser(commands)
     _tokenizer_parser(commands)
+    _lm_parser(commands)
     _audit_parser(commands)
     return parser
 
@@ -271,6 +272,42 @@ def _tokenizer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lm_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "lm", formatter_class=_Formatter, help="build a word n-gram language model (ARPA)",
+        description="Count the words of the given splits' transcripts (the training text "
+                    "only, so held-out sentences never reach it) into an n-gram model with "
+                    "interpolated absolute discounting, written as ARPA (gzipped for .gz). "
+                    "Ship it with `avsync export --add-lm MODEL --lm FILE`.",
+        epilog="example:\n  avsync data lm data/open --order 3 --out data/open/.avsync/lm.arpa.gz")
+    p.add_argument("root", type=Path, help="corpus root or manifest .jsonl")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE",
+                   help="ARPA file to write (.arpa or .arpa.gz)")
+    p.add_argument("--order", type=_positive_int, default=3, help="n-gram order (3)")
+    p.add_argument("--min-count", type=_positive_int, default=1,
+                   help="drop highest-order n-grams seen fewer times (1: keep all)")
+    p.add_argument("--splits", default="train,pretrain",
+                   help="comma-separated splits whose transcripts are counted")
+    _add_source_options(p)
+
+
+def _lm(args: argparse.Namespace) -> int:
+    from avsync.text.ngram import build_arpa, write_arpa
+
+    manifest = load_manifest(args.root, args.layout, args.max_seconds)
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    texts = [e.text for e in manifest.entries if e.split in splits]
+    if not texts:
+        raise ConfigError(f"no transcripts in splits {splits} of {manifest.root}; choose "
+                          "others with --splits")
+    model = build_arpa(texts, args.order, args.min_count)
+    write_arpa(model, args.out)
+    sizes = ", ".join(f"{len(model[n])} {n}-grams" for n in sorted(model))
+    print(f"built a {args.order}-gram model of {len(texts)} transcripts ({', '.join(splits)}): "
+          f"{sizes}; wrote {args.out}")
+    return 0
+
+
 # ------------------------------------------------------------------------- audit
 # The corpus side of the audit (avsync.data.audit); measuring is the runtime's.
 def _audit_parser(commands: argparse._SubParsersAction) -> None:
@@ -286,7 +323,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 HANDLERS = {"index": _index, "prepare": _prepare, "merge": _merge, "stats": _stats,
-            "tokenizer": _tokenizer, "audit": _audit}
+            "tokenizer": _tokenizer, "lm": _lm, "audit": _audit}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -46,7 +47,15 @@ def greedy(log_probs: np.ndarray, blank: int = 0) -> list[tuple[int, int]]:
 @dataclass(frozen=True)
 class Hypothesis:
     tokens: Prefix
-    log_prob: float  # log P(labels | input) summed over every path that collapses to them
+    log_prob: float  # log P(labels | input) over every path that collapses to them (+ the LM's)
+
+
+class Fusion(Protocol):
+    """A language model's contribution to a hypothesis's score (`avsync.runtime.lm`)."""
+
+    def prefix_score(self, tokens: Prefix) -> float: ...
+
+    def final_score(self, tokens: Prefix) -> float: ...
 
 
 class PrefixBeamSearch:
@@ -56,12 +65,16 @@ class PrefixBeamSearch:
     may extend a prefix (the prefix's own last label is always tried too, so a repeat is never
     pruned away); prune: labels more than `prune` nats below the step's best are skipped.
     With beam and token_beam at least the number of label sequences and V, and prune = inf,
-    the search is exact (a test checks it against brute force).
+    the search is exact (a test checks it against brute force). fusion: a language model whose
+    score of each prefix's completed words ranks the beams (shallow fusion); the beams' own
+    probabilities stay CTC's.
     """
 
     def __init__(self, beam: int = 8, token_beam: int = 8, prune: float = 10.0,
-                 blank: int = 0) -> None:
+                 blank: int = 0, fusion: Fusion | None = None) -> None:
         self.beam, self.token_beam, self.prune, self.blank = beam, token_beam, prune, blank
+        self.fusion = fusion
+        self._lm_cache: dict[Prefix, float] = {}
         self.steps = 0
         # prefix -> (log P(ending in blank), log P(ending in non-blank))
         self._beams: dict[Prefix, tuple[float, float]] = {(): (0.0, NEG_INF)}
@@ -100,14 +113,23 @@ class PrefixBeamSearch:
                     add(prefix + (c,), NEG_INF, p_blank + lp)  # a new token after a blank
                 else:
                     add(prefix + (c,), NEG_INF, total + lp)
-        scored = [(prefix, p, _logaddexp(*p)) for prefix, p in nxt.items()]
+        scored = [(prefix, p, _logaddexp(*p) + self._lm(prefix)) for prefix, p in nxt.items()]
         ranked = sorted((x for x in scored if x[2] > NEG_INF), key=lambda x: (-x[2], x[0]))
         self._beams = {prefix: (p[0], p[1]) for prefix, p, _ in ranked[:self.beam]}
 
+    def _lm(self, prefix: Prefix) -> float:
+        if self.fusion is None:
+            return 0.0
+        if prefix not in self._lm_cache:
+            self._lm_cache[prefix] = self.fusion.prefix_score(prefix)
+        return self._lm_cache[prefix]
+
     def nbest(self, n: int | None = None) -> list[Hypothesis]:
-        """Hypotheses by decreasing log-probability (deterministic order on ties)."""
-        ranked = sorted(((prefix, _logaddexp(*p)) for prefix, p in self._beams.items()),
-                        key=lambda kv: (-kv[1], kv[0]))
+        """Hypotheses by decreasing log-probability (with the LM's score of all their words
+        and the sentence end, when fused; deterministic order on ties)."""
+        final = self.fusion.final_score if self.fusion is not None else (lambda _: 0.0)
+        ranked = sorted(((prefix, _logaddexp(*p) + final(prefix))
+                         for prefix, p in self._beams.items()), key=lambda kv: (-kv[1], kv[0]))
         return [Hypothesis(prefix, lp) for prefix, lp in ranked[:n]]
 
     @property
@@ -116,9 +138,10 @@ class PrefixBeamSearch:
 
 
 def prefix_beam_search(log_probs: np.ndarray, beam: int = 8, token_beam: int = 8,
-                       prune: float = 10.0, blank: int = 0) -> list[Hypothesis]:
+                       prune: float = 10.0, blank: int = 0, fusion: Fusion | None = None
+                       ) -> list[Hypothesis]:
     """One-shot search over (T, V) log-probabilities -> n-best (up to `beam`) hypotheses."""
-    search = PrefixBeamSearch(beam, token_beam, prune, blank)
+    search = PrefixBeamSearch(beam, token_beam, prune, blank, fusion)
     search.advance(log_probs)
     return search.nbest()
 
@@ -180,11 +203,12 @@ def rescore(nbest: Sequence[Hypothesis], decoder_scores: Sequence[float] | np.nd
 
 def decode_rescored(log_probs: np.ndarray,
                     scorer: Callable[[list[Prefix]], Sequence[float] | np.ndarray],
-                    beam: int = 8, ctc_weight: float = 0.5) -> Hypothesis:
-    """Whole-utterance decoding: prefix beam search over (T, V) log-probs, then `rescore` of
-    the n-best with `scorer(token lists) -> decoder log-probabilities` (skipped when
-    ctc_weight is 1 or there is a single hypothesis)."""
-    nbest = prefix_beam_search(log_probs, beam=beam)
+                    beam: int = 8, ctc_weight: float = 0.5, fusion: Fusion | None = None
+                    ) -> Hypothesis:
+    """Whole-utterance decoding: prefix beam search over (T, V) log-probs (fused with a
+    language model when given), then `rescore` of the n-best with `scorer(token lists) ->
+    decoder log-probabilities` (skipped when ctc_weight is 1 or there is one hypothesis)."""
+    nbest = prefix_beam_search(log_probs, beam=beam, fusion=fusion)
     if ctc_weight >= 1.0 or len(nbest) == 1:
         return nbest[0]
     return rescore(nbest, scorer([h.tokens for h in nbest]), ctc_weight)

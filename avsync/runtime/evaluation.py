@@ -69,5 +69,5 @@ class RuntimeBackend:
         """Beam search over one clip's log-probs, n-best rescored by the decoder graph."""
         best = decode_rescored(outputs.log_probs,
                                lambda hyps: self.model.score(outputs.memory, hyps),
-                               self.beam, self.ctc_weight)
+                               self.beam, self.ctc_weight, self.model.lm_fusion())
         return tokens_to_text(best.tokens, self.model.card.vocab, self._special)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from avsync.errors import ModelLoadError
+from avsync.runtime.lm import NgramLM
 from avsync.runtime.model import Model
 from avsync.runtime.model_card import GRAPHS, ModelCard, check_metadata, read_card
 from avsync.runtime.precision import Int8Scheme, Precision, choose_precision
@@ -51,7 +52,24 @@ def load_model(model_dir: str | Path, threads: int = 1, providers: Sequence[str]
         check_metadata(graph.metadata, card, spec.name, str(path))
         graphs[spec.name] = graph
     log.info("%s: %s graphs (%s)", directory, choice.precision.value, choice.reason)
-    return Model(card, graphs, directory, choice)
+    return Model(card, graphs, directory, choice, _load_lm(directory, card))
+
+
+def _load_lm(directory: Path, card: ModelCard) -> NgramLM | None:
+    """The model's word language model, checked against its SHA-256; None without one."""
+    if card.lm is None:
+        return None
+    path = directory / card.lm["file"]
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        raise ModelLoadError(f"{path}: the language model model.json names is missing; copy "
+                             "it back or re-export the model") from None
+    if digest != card.lm["sha256"]:
+        raise ModelLoadError(f"{path}: SHA-256 {digest[:12]}... is not the "
+                             f"{card.lm['sha256'][:12]}... model.json names; the language "
+                             "model belongs to another export")
+    return NgramLM.load(path)
 
 
 def _int8_scheme(card: ModelCard, directory: Path) -> Int8Scheme | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from avsync.errors import MediaError
+from avsync.runtime.lm import LmFusion, NgramLM
 from avsync.runtime.model_card import (
     ASD_HEAD,
     AUDIO_STEP,
@@ -94,11 +95,24 @@ class Model:
     """A loaded model directory (build it with `avsync.runtime.load_model`)."""
 
     def __init__(self, card: ModelCard, graphs: dict[str, Graph], model_dir: Path,
-                 precision: PrecisionChoice = FP32) -> None:
+                 precision: PrecisionChoice = FP32, lm: NgramLM | None = None) -> None:
         self.card = card
         self.graphs = graphs
         self.model_dir = model_dir
         self.precision = precision
+        self.lm = lm  # the word language model beside the graphs, if any
+
+    def lm_fusion(self, weight: float | None = None, word_bonus: float | None = None
+                  ) -> LmFusion | None:
+        """Shallow fusion of the model's language model into CTC beam search, with the card's
+        weight and word bonus unless given; None without an LM or with weight 0."""
+        if self.lm is None or self.card.lm is None:
+            return None
+        weight = self.card.lm["weight"] if weight is None else weight
+        if weight <= 0:
+            return None
+        bonus = self.card.lm["word_bonus"] if word_bonus is None else word_bonus
+        return LmFusion(self.lm, self.card.vocab, float(weight), float(bonus))
 
     @property
     def int8(self) -> bool:

@@ -137,6 +137,9 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     export: dict[str, Any] = field(default_factory=dict)
+    # optional word n-gram LM beside the graphs: file, sha256, order, weight, word_bonus,
+    # trained_on (docs/model-format.md, "The language model"); None: no LM
+    lm: dict[str, Any] | None = None
 
     @property
     def vocab_size(self) -> int:
@@ -170,6 +173,9 @@ class ModelCard:
         data["vocab"] = list(self.vocab)
         data["states"] = {k: {"size": v.size, "slices": list(v.slices)}
                           for k, v in self.states.items()}
+        for key in OPTIONAL_KEYS:
+            if data[key] is None:
+                del data[key]  # absent, as in cards written before the key existed
         return data
 
     @classmethod
@@ -190,6 +196,8 @@ class ModelCard:
 
 
 _NESTED = {"roi": RoiSpec, "asd_calibration": AsdCalibration}
+OPTIONAL_KEYS = frozenset({"lm"})  # cards written before these keys existed still load
+LM_KEYS = ("file", "sha256", "order", "weight", "word_bonus")
 
 
 def _require(data: Mapping[str, Any], keys: list[str], where: str, source: str) -> None:
@@ -206,13 +214,16 @@ def _parse(data: Mapping[str, Any], source: str) -> ModelCard:
     if not isinstance(data, Mapping):
         raise ModelLoadError(f"{source}: model card must be a JSON object, got "
                              f"{type(data).__name__}")
-    required = [f.name for f in dataclasses.fields(ModelCard)]
+    required = [f.name for f in dataclasses.fields(ModelCard) if f.name not in OPTIONAL_KEYS]
     _require(data, required, "the model card", source)
     if data["format"] != FORMAT or data["format_version"] != FORMAT_VERSION:
         raise ModelLoadError(f"{source}: format {data['format']!r} version "
                              f"{data['format_version']!r} is not {FORMAT!r} version "
                              f"{FORMAT_VERSION}; use the avsync release that exported it")
     values = {k: data[k] for k in required}
+    values.update({k: data[k] for k in OPTIONAL_KEYS if data.get(k) is not None})
+    if values.get("lm") is not None:
+        _require(values["lm"], list(LM_KEYS), "'lm'", source)
     for key, kind in _NESTED.items():
         fields = [f.name for f in dataclasses.fields(kind) if f.default is dataclasses.MISSING]
         _require(values[key], fields, f"'{key}'", source)

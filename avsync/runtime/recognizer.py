@@ -53,6 +53,9 @@ class RecognizerConfig:
     # the first pass emits a word between its middle and a little after its end, so an
     # endpoint after 800 ms of blanks can fall inside the next utterance's first word.
     reread_lead_steps: int = 10
+    # the model directory's word LM (shallow fusion): None = its card's weight, 0 = off
+    lm_weight: float | None = None
+    lm_word_bonus: float | None = None
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
 
     def __post_init__(self) -> None:
@@ -138,11 +141,16 @@ class StreamingRecognizer:
         self._start_segment(0)
 
     # segment bookkeeping ---------------------------------------------------------------------
+    def _new_search(self) -> PrefixBeamSearch:
+        c = self.config
+        return PrefixBeamSearch(c.beam, c.token_beam, c.prune, self.card.blank_id,
+                                self.model.lm_fusion(c.lm_weight, c.lm_word_bonus))
+
     def _start_segment(self, step: int, lead: bool = True) -> None:
         """A new segment from `step`; its second pass reads from `reread_lead_steps` earlier
         (`lead`: not after a forced final) but never into the last final's words."""
         c = self.config
-        self._search = PrefixBeamSearch(c.beam, c.token_beam, c.prune, self.card.blank_id)
+        self._search = self._new_search()
         self._segment_start = step
         self._reread_start = max(step - (c.reread_lead_steps if lead else 0),
                                  min(self._last_word_step, step))
@@ -234,8 +242,7 @@ class StreamingRecognizer:
             return Reading(self._search, np.stack(self._log_probs), np.stack(self._memory),
                            self._segment_start)
         result = self.model.advance([request])[0]
-        c = self.config
-        search = PrefixBeamSearch(c.beam, c.token_beam, c.prune, self.card.blank_id)
+        search = self._new_search()
         search.advance(result.ctc_logprobs)
         return Reading(search, result.ctc_logprobs, result.memory, self._reread_start)
 

@@ -1,0 +1,111 @@
+"""Word n-gram language model fusion for CTC prefix beam search (numpy-free, pure Python).
+
+The model directory may hold an ARPA language model (`lm` in model.json; built from the
+training text only, `avsync data lm`). Shallow fusion at word boundaries: a hypothesis is
+ranked by its CTC log-probability plus `weight` x the LM's natural-log probability of every
+word it has completed, plus `word_bonus` per word (which offsets the LM's preference for
+short transcripts). A word is complete when the next sentencepiece piece starts a new word
+(`▁`), and the last word at the end of the segment, where `</s>` is scored too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from avsync.errors import ModelLoadError
+
+LN10 = math.log(10.0)
+WORD_START = "\u2581"
+BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+
+
+class NgramLM:
+    """An ARPA model: `logprob(history, word)` in natural log, with backoff."""
+
+    def __init__(self, grams: dict[tuple[str, ...], tuple[float, float]], order: int) -> None:
+        self._grams, self.order = grams, order
+
+    @classmethod
+    def load(cls, path: str | Path) -> NgramLM:
+        path = Path(path)
+        try:
+            opener = gzip.open if path.suffix == ".gz" else open
+            with opener(path, "rt", encoding="utf-8") as handle:  # type: ignore[operator]
+                return cls._parse(handle, path)
+        except (OSError, ValueError, EOFError) as error:
+            raise ModelLoadError(f"{path}: not a readable ARPA language model ({error}); "
+                                 "rebuild it with `avsync data lm`") from None
+
+    @classmethod
+    def _parse(cls, lines, path: Path) -> NgramLM:
+        grams: dict[tuple[str, ...], tuple[float, float]] = {}
+        order, section = 0, 0
+        for raw in lines:
+            line = raw.strip()
+            if not line or line.startswith("ngram ") or line == "\\data\\":
+                continue
+            if line.startswith("\\") and line.endswith("-grams:"):
+                section = int(line[1:line.index("-")])
+                order = max(order, section)
+                continue
+            if line == "\\end\\":
+                break
+            if section:
+                parts = line.split("\t") if "\t" in line else line.split()
+                words = tuple(parts[1].split()) if "\t" in line else tuple(
+                    parts[1:1 + section])
+                backoff = float(parts[-1]) if len(parts) > (2 if "\t" in line else 1 + section) \
+                    else 0.0
+                grams[words] = (float(parts[0]) * LN10, backoff * LN10)
+        if not order or (UNK,) not in grams:
+            raise ValueError("no n-grams, or no <unk> unigram")
+        return cls(grams, order)
+
+    def logprob(self, history: tuple[str, ...], word: str) -> float:
+        """ln P(word | history), backing off through shorter histories."""
+        history = history[-(self.order - 1):] if self.order > 1 else ()
+        if (word,) not in self._grams:
+            word = UNK
+        backoff = 0.0
+        for start in range(len(history) + 1):
+            context = history[start:]
+            entry = self._grams.get(context + (word,))
+            if entry is not None:
+                return backoff + entry[0]
+            if context:
+                backoff += self._grams.get(context, (0.0, 0.0))[1]
+        return backoff + self._grams[(UNK,)][0]
+
+
+@dataclass(frozen=True)
+class LmFusion:
+    """What the beam search adds to a hypothesis's CTC score (see the module docstring)."""
+
+    lm: NgramLM
+    pieces: tuple[str, ...]  # the vocabulary: id -> sentencepiece piece
+    weight: float = 0.5
+    word_bonus: float = 1.0
+
+    def words(self, tokens: tuple[int, ...]) -> list[str]:
+        text = "".join(self.pieces[t] for t in tokens if not self.pieces[t].startswith("<"))
+        return text.replace(WORD_START, " ").split()
+
+    def prefix_score(self, tokens: tuple[int, ...]) -> float:
+        """LM score of the words `tokens` has completed: all but the last, which the next
+        pieces may still extend (it is scored once a piece starts the next word)."""
+        return self._score(self.words(tokens)[:-1], end=False)
+
+    def final_score(self, tokens: tuple[int, ...]) -> float:
+        """LM score of every word of a finished hypothesis, `</s>` included."""
+        return self._score(self.words(tokens), end=True)
+
+    def _score(self, words: list[str], end: bool) -> float:
+        history: tuple[str, ...] = (BOS,)
+        total = 0.0
+        for word in [*words, EOS] if end else words:
+            total += self.lm.logprob(history, word)
+            history = (*history, word)
+        return self.weight * total + self.word_bonus * len(words)

@@ -1,0 +1,83 @@
+"""The word n-gram LM: a proper distribution written as ARPA, read back by the runtime, fused
+into the CTC beam search at word boundaries, shipped in and loaded from a model directory."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avsync.errors import ModelLoadError
+from avsync.runtime import ClipInput, load_model, transcribe_clip
+from avsync.runtime.ctc import prefix_beam_search
+from avsync.runtime.lm import EOS, UNK, LmFusion, NgramLM
+from avsync.text.ngram import build_arpa, write_arpa
+
+TEXT = ["I READ A BOOK", "SHE READ THE BOOK", "WE READ A GOOD BOOK", "THE RED CAR",
+        "A GOOD BOOK IS A GOOD FRIEND", "I READ IT"] * 3
+
+
+@pytest.fixture(scope="module")
+def arpa(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_arpa(build_arpa(TEXT, order=3), tmp_path_factory.mktemp("lm") / "lm.arpa.gz")
+
+
+def test_every_history_sums_to_one(arpa: Path) -> None:
+    lm = NgramLM.load(arpa)
+    words = sorted({w for s in TEXT for w in s.split()} | {EOS, UNK})
+    for history in [("<s>",), ("<s>", "I"), ("READ", "A"), ("A", "GOOD"), ("CAR",), ("ZZZ",)]:
+        total = sum(math.exp(lm.logprob(history, w)) for w in words)
+        assert abs(total - 1.0) < 1e-3, (history, total)
+    assert lm.logprob(("I",), "READ") > lm.logprob(("I",), "RED")
+    assert lm.logprob(("<s>",), "QUUX") == lm.logprob(("<s>",), UNK)
+
+
+PIECES = ("<blank>", "<unk>", "<s>", "</s>", "\u2581I", "\u2581RED", "\u2581READ", "\u2581A",
+          "\u2581BOOK")
+
+
+def _log_probs(frames: list[dict[int, float]]) -> np.ndarray:
+    lp = np.full((len(frames), len(PIECES)), 1e-4)
+    for t, probs in enumerate(frames):
+        for token, p in probs.items():
+            lp[t, token] = p
+        lp[t] /= lp[t].sum()
+    return np.log(lp)
+
+
+def test_fusion_prefers_words_the_text_says(arpa: Path) -> None:
+    # acoustically "RED" is a little likelier than "READ" after "I", before "A BOOK"
+    lp = _log_probs([{4: 0.9}, {0: 0.9}, {5: 0.5, 6: 0.45}, {0: 0.9}, {7: 0.9}, {0: 0.9},
+                     {8: 0.9}, {0: 0.9}])
+    plain = prefix_beam_search(lp, beam=8)[0].tokens
+    fusion = LmFusion(NgramLM.load(arpa), PIECES, weight=1.0, word_bonus=0.0)
+    fused = prefix_beam_search(lp, beam=8, fusion=fusion)[0].tokens
+    assert fusion.words(plain) == ["I", "RED", "A", "BOOK"]
+    assert fusion.words(fused) == ["I", "READ", "A", "BOOK"]
+
+
+def test_a_model_directory_ships_and_checks_its_lm(arpa: Path, model_dir: Path,
+                                                   tmp_path: Path) -> None:
+    from export.cli import main
+
+    target = tmp_path / "model"
+    shutil.copytree(model_dir, target)
+    assert main(["--add-lm", str(target), "--lm", str(arpa), "--lm-weight", "0.7"]) == 0
+    model = load_model(target)
+    assert model.lm is not None and model.card.lm["weight"] == 0.7
+    assert model.lm_fusion() is not None and model.lm_fusion(weight=0) is None
+    card = json.loads((target / "model.json").read_text())
+    assert card["lm"]["file"] == "lm.arpa.gz" and card["lm"]["order"] == 3
+    assert load_model(model_dir).lm is None  # a model without an LM loads as before
+    rng = np.random.default_rng(0)
+    clip = ClipInput((0.1 * rng.standard_normal(40 * 640)).astype(np.float32),
+                     rng.integers(0, 256, (40, model.card.roi.stored, model.card.roi.stored),
+                                  dtype=np.uint8))
+    transcribe_clip(model, clip)  # the recogniser's searches run fused
+    (target / "lm.arpa.gz").write_bytes(b"not an lm")
+    with pytest.raises(ModelLoadError, match="lm.arpa.gz: SHA-256"):
+        load_model(target)
