@@ -13,7 +13,7 @@ import av
 import numpy as np
 
 from avsync.errors import MediaError
-from avsync.media.roi import FACE_BOX, MEAN_FACE, Box, Face, check_convention, whole_frame_face
+from avsync.media.roi import FACE_BOX, Box, Face, check_convention, whole_frame_face
 from serve.protocol import FaceMode, VideoEncoding, VideoSpec
 
 WHOLE_FRAME_TRACK: int = 0
@@ -51,8 +51,8 @@ def warm_up() -> None:
 
 
 def detection_available() -> bool:
-    """True when `avsync.media.faces` (detector + tracker) is installed in this build."""
-    return importlib.util.find_spec("avsync.media.faces") is not None
+    """True when `avsync.media.face_tracking` (detector + landmarks) is installed."""
+    return importlib.util.find_spec("avsync.media.face_tracking") is not None
 
 
 class FaceFinder:
@@ -60,22 +60,19 @@ class FaceFinder:
 
     def __init__(self, spec: VideoSpec, roi_size: int, max_faces: int,
                  roi_convention: str = FACE_BOX) -> None:
-        """roi_convention: the model's crop convention; `detect` finds faces the way it needs:
-        landmarks (`avsync.media.face_tracking`) for mean-face crops, the Haar tracker's
-        boxes for face-box crops (the crops those models were trained and tested on)."""
+        """roi_convention: the model's crop convention (`avsync.media.roi`). `detect` follows
+        faces by their landmarks (`avsync.media.face_tracking`, up to max_faces) whatever the
+        convention: a mean-face model's crops are cut from the landmarks, a face-box model's
+        from the face box they give (calibrated to that convention)."""
         self.mode, self.max_faces = spec.faces, max_faces
+        self.roi_convention = check_convention(roi_convention)
         self._client: dict[int, Box] = {}
         self._primary: int | None = None
-        self._tracker = None
         self._landmarks = None
-        if self.mode is FaceMode.DETECT and check_convention(roi_convention) == MEAN_FACE:
+        if self.mode is FaceMode.DETECT:
             from avsync.media.face_tracking import LandmarkTracker
 
             self._landmarks = LandmarkTracker(max_faces=max_faces)
-        elif self.mode is FaceMode.DETECT:
-            from avsync.media.faces import FaceDetector, FaceTracker
-
-            self._tracker = FaceTracker(FaceDetector())
 
     def set_client_boxes(self, boxes: dict[int, tuple[float, float, float, float]]) -> None:
         if len(boxes) > self.max_faces:
@@ -95,15 +92,12 @@ class FaceFinder:
         return {track: Face(box) for track, box in self._boxes(gray).items()}
 
     def _boxes(self, gray: np.ndarray) -> dict[int, Box]:
+        """Whole-frame and client-box modes: the boxes of this frame."""
         if self.mode is FaceMode.WHOLE_FRAME:
             return {WHOLE_FRAME_TRACK: whole_frame_face(gray.shape[1], gray.shape[0])}
-        if self.mode is FaceMode.CLIENT_BOXES:
-            height, width = gray.shape
-            clipped = {t: clip_box(box, width, height) for t, box in self._client.items()}
-            return {t: box for t, box in clipped.items() if box is not None}
-        assert self._tracker is not None
-        faces = sorted(self._tracker.update(gray), key=lambda f: -f.box.w * f.box.h)
-        return {face.track_id: face.box for face in faces[:self.max_faces]}
+        height, width = gray.shape
+        clipped = {t: clip_box(box, width, height) for t, box in self._client.items()}
+        return {t: box for t, box in clipped.items() if box is not None}
 
     def primary(self, boxes: dict[int, Box]) -> int | None:
         """The face recognition follows: the current one while it lasts, else the largest."""

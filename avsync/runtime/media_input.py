@@ -6,16 +6,17 @@ the shorter side at most 480 lines, what face detection needs), cropped to mouth
 and only the ROIs travel on.
 
 Faces, two ways: `whole` (the frame is the face box: LRS2/LRS3-style face-centred clips and
-the synthetic corpus) or `detect` (OpenCV detection + tracking by `avsync.media.faces`, for
+the synthetic corpus) or `detect` (face detection + landmark tracking, for
 arbitrary video): the track seen on most frames is the speaker whose lips are read; on frames
 where it is missing its nearest known box is held. Choosing that track needs the whole video,
 so `detect` reads the file twice: once (video only) for the boxes, which are all it keeps,
 then again for the ROIs and audio.
 
 Mouths are cut by the model's crop convention (`model.json` roi.convention,
-`avsync.media.roi`): for a face-box model as above; for a mean-face model faces are followed
-by their landmarks (`avsync.media.face_tracking`) in both modes (`whole`: the clip's face,
-with the whole-frame fallback where none is found) and each frame keeps 6 crop points.
+`avsync.media.roi`). `detect` follows faces by their landmarks (`avsync.media.face_tracking`)
+for both conventions, each frame keeping the face box and 6 crop points; `whole` is the
+fixed crop for a face-box model and, for a mean-face model, the clip's face by its landmarks
+with the whole-frame fallback where none is found.
 """
 
 from __future__ import annotations
@@ -66,31 +67,24 @@ def mouth_rois(frames: np.ndarray, size: int, faces: FaceMode,
 
 
 class SpeakerTrack:
-    """Tracks faces frame by frame and keeps only what a crop needs; `boxes()` then gives the
-    face of the track seen most (ties: the older track) for every frame, held where it is
-    missing. Faces are found the way the crop convention needs: Haar boxes for face-box
-    crops (as the face-box models were tested), landmarks for mean-face crops (each frame's
-    face kept as `roi.Face` with its 6 crop points, not 468)."""
+    """Tracks faces frame by frame by their landmarks (`avsync.media.face_tracking`) and keeps
+    only what a crop needs (`roi.Face`: the face box and 6 crop points, not 468); `boxes()`
+    then gives the face of the track seen most (ties: the older track) for every frame, held
+    where it is missing. Both conventions crop from these faces (face-box from the box)."""
 
     def __init__(self, convention: str = FACE_BOX) -> None:
+        from avsync.media.face_tracking import LandmarkTracker
         from avsync.media.roi import check_convention
 
-        if check_convention(convention) == FACE_BOX:
-            from avsync.media.faces import FaceDetector, FaceTracker
-
-            self._tracker = FaceTracker(FaceDetector())
-        else:
-            from avsync.media.face_tracking import LandmarkTracker
-
-            self._tracker = LandmarkTracker(max_faces=4)
-        self._seen: dict[int, dict[int, object]] = {}  # track -> {frame index: Box | Face}
+        self.convention = check_convention(convention)
+        self._tracker = LandmarkTracker(max_faces=4)
+        self._seen: dict[int, dict[int, object]] = {}  # track -> {frame index: Face}
         self.frames = 0
 
     def add(self, frame: np.ndarray) -> None:
         """frame: (H, W) uint8 gray, the next frame of the video."""
         for face in self._tracker.update(frame):
-            kept = face.face.compact() if hasattr(face, "landmarks") else face.box
-            self._seen.setdefault(face.track_id, {})[self.frames] = kept
+            self._seen.setdefault(face.track_id, {})[self.frames] = face.face.compact()
         self.frames += 1
 
     def boxes(self) -> list | None:

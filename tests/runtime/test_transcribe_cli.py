@@ -65,7 +65,7 @@ def test_detected_face_gives_the_same_mouth_as_its_box(model: Model) -> None:
     import cv2
     import skimage.data
 
-    from avsync.media.faces import FaceDetector
+    from avsync.media.face_tracking import LandmarkTracker
     from avsync.media.roi import crop_mouths
 
     gray = cv2.resize(cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2GRAY), (256, 256),
@@ -73,7 +73,8 @@ def test_detected_face_gives_the_same_mouth_as_its_box(model: Model) -> None:
     frames = np.repeat(gray[None], 12, axis=0)
     rois = mouth_rois(frames, model.card.roi.stored, "detect")
     assert rois is not None and rois.shape == (12, 20, 20)
-    (box,) = FaceDetector().detect(gray)
+    (face,) = LandmarkTracker().update(gray)  # detect follows faces by their landmarks
+    box = face.box
     direct = crop_mouths(frames[:1], box, 20)[0]
     assert np.abs(rois[-1].astype(int) - direct.astype(int)).mean() < 12  # smoothed box
     assert mouth_rois(np.zeros((5, 64, 64), np.uint8), 20, "detect") is None  # no face

@@ -1,7 +1,7 @@
-"""The server cuts mouths by its model's crop convention: `detect` follows faces with
-landmarks and cuts mean-face crops for a mean-face model, and keeps today's Haar boxes and
-face-box crops for a face-box model; client boxes and whole frames use the documented
-fallback without landmarks."""
+"""The server cuts mouths by its model's crop convention: `detect` follows faces by their
+landmarks and cuts mean-face crops for a mean-face model, face-box crops of the landmarks'
+face box for a face-box model; client boxes and whole frames use the documented fallback
+without landmarks."""
 
 from __future__ import annotations
 
@@ -48,11 +48,11 @@ def test_detect_for_a_mean_face_model_crops_from_landmarks(frames) -> None:
     assert np.array_equal(rois, np.stack(expected))
 
 
-def test_detect_for_a_face_box_model_keeps_the_haar_boxes() -> None:
-    still = turning_faces([10], 6, seed=0, turning=False).frames
-    finder = FaceFinder(_spec(still, FaceMode.DETECT), 32, 2, FACE_BOX)
-    found = [face for frame in still for face in finder.find_faces(frame).values()]
-    assert found and all(face.landmarks is None for face in found)
+def test_detect_for_a_face_box_model_crops_the_face_box_of_the_landmarks(frames) -> None:
+    rois = _rois(frames, FaceMode.DETECT, FACE_BOX)
+    tracker = LandmarkTracker(max_faces=2)
+    expected = [crop_mouth(f, tracker.update(f)[0].box, 32) for f in frames]
+    assert np.array_equal(rois, np.stack(expected))
 
 
 def test_whole_frame_crops_by_each_convention(frames) -> None:
