@@ -42,22 +42,23 @@ class AuditOptions:
             raise ConfigError(f"need limit >= 1, threads >= 1 and a split: {self}")
 
 
-def _load(entry: ManifestEntry, manifest: Manifest, roi: int) -> ClipInput:
-    """Decode one manifest entry (its segment, for cut clips) into audio + whole-frame ROIs."""
-    from avsync.media.decode import decode_media
-    from avsync.media.roi import crop_mouths, whole_frame_face
+def _load(entry: ManifestEntry, manifest: Manifest, roi: int, convention: str) -> ClipInput:
+    """Decode one manifest entry (its segment, for cut clips) into audio + mouth ROIs cut by
+    the model's crop convention, piece by piece; a damaged file is an error, not a clip."""
+    from avsync.media.mouths import read_mouths
     from avsync.timebase import FPS, SAMPLE_RATE
 
-    media = decode_media(manifest.media_path(entry))
-    if not (media.has_audio and media.has_video) or not len(media.frames):
+    media = read_mouths(manifest.media_path(entry), roi, convention)
+    if media.damage:
+        raise MediaError("damaged: " + "; ".join(d.describe() for d in media.damage))
+    if not (media.has_audio and media.has_video):
         raise MediaError("needs both audio and video")
-    frames, audio = media.frames, media.audio
+    rois, audio = media.rois, media.audio
     if entry.start is not None:
-        end = entry.end if entry.end is not None else media.duration
-        frames = frames[int(round(entry.start * FPS)):int(round(end * FPS))]
+        end = entry.end if entry.end is not None else len(rois) / FPS
+        rois = rois[int(round(entry.start * FPS)):int(round(end * FPS))]
         audio = audio[int(round(entry.start * SAMPLE_RATE)):int(round(end * SAMPLE_RATE))]
-    height, width = frames.shape[1:3]
-    return ClipInput(audio, crop_mouths(frames, whole_frame_face(width, height), roi))
+    return ClipInput(audio, rois)
 
 
 def audit_clips(model: Model, manifest: Manifest, entries: Sequence[ManifestEntry],
@@ -67,7 +68,8 @@ def audit_clips(model: Model, manifest: Manifest, entries: Sequence[ManifestEntr
     for entry in entries:
         label = ClipLabel(entry.id, entry.split, entry.media)
         try:
-            batch.append((label, _load(entry, manifest, model.card.roi.stored)))
+            batch.append((label, _load(entry, manifest, model.card.roi.stored,
+                                       model.card.roi.convention)))
         except MediaError as error:
             yield ClipAudit(entry.id, entry.split, entry.media, 0, "error", reason=str(error))
             continue
