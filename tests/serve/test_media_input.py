@@ -134,6 +134,30 @@ def test_a_chunk_waits_for_its_video_unless_the_audio_runs_too_far_ahead() -> No
     assert chunks and all(int(c.input.faces[0].mean()) == 30 for c in chunks)
 
 
+def test_a_stalled_microphone_is_heard_as_silence_and_late_audio_is_dropped() -> None:
+    """Frames run more than max_av_skew_s (1 s) ahead of the audio: chunks go on with silence
+    (the frames waiting stay bounded); audio that comes later lands at its own time, and what
+    of it belongs to steps already recognised is dropped."""
+    m = media(Start(audio=AudioSpec(), video=VideoSpec(VideoEncoding.GRAY8, 8, 8)))
+    frame = np.full((8, 8), 30, np.uint8).tobytes()
+    chunks, pending = [], []
+    for step in range(100):  # 4 s of video, the microphone silent
+        chunks += m.feed(frame_header(step, step * 40_000), frame).chunks
+        pending.append(len(m._steps))
+    assert max(pending) <= 25 + 4 + 1 and len(chunks) >= (100 - 30) // 4
+    done = chunks[-1].input.start_step + chunks[-1].input.steps
+    tone = (np.sin(np.arange(SAMPLES_PER_STEP * 60) / 5.0) * 0.5).astype(np.float32)
+    pcm = (tone * 32768).round().clip(-32768, 32767).astype("<i2").tobytes()
+    chunks += m.feed(audio_header(0, 60 * 40_000), pcm).chunks  # starts at step 60
+    chunks += m.flush()
+    audio = np.concatenate([c.input.audio for c in chunks])
+    assert len(audio) >= 120 * SAMPLES_PER_STEP
+    assert not audio[:60 * SAMPLES_PER_STEP].any()  # silence up to the microphone's start
+    late = max(0, done - 60) * SAMPLES_PER_STEP  # its first part came too late: dropped
+    np.testing.assert_allclose(audio[max(done, 60) * SAMPLES_PER_STEP:120 * SAMPLES_PER_STEP],
+                               tone[late:], atol=1 / 32768)
+
+
 def test_client_boxes_give_one_roi_stack_per_face() -> None:
     m = media(Start(video=VideoSpec(VideoEncoding.GRAY8, 40, 20, faces=FaceMode.CLIENT_BOXES)),
               chunk_steps=1)
