@@ -3,6 +3,7 @@ smoothed landmarks, bounded detection, at most max_faces."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -81,3 +82,16 @@ def test_bad_settings_are_refused() -> None:
         LandmarkTrackerConfig(min_presence=1.5)
     with pytest.raises(ConfigError, match="not both"):
         LandmarkTracker(LandmarkTrackerConfig(), max_faces=2)
+
+
+def test_a_small_video_keeps_one_id_for_fourteen_seconds() -> None:
+    """The size of the issue's real video (176x144, one man, 14 s), here a rendered face
+    turning +-40 degrees with blinks and a 6-frame occlusion, at 0.6 scale (face ~55 px)."""
+    clip = turning_faces([10], 350, seed=0, hide=(100, 106))
+    frames = np.full((len(clip.frames), 144, 176), 100, np.uint8)
+    frames[:, :, 28:148] = [cv2.resize(f, (120, 144), interpolation=cv2.INTER_AREA)
+                            for f in clip.frames]
+    per_frame = track_clip(frames, LandmarkTracker(max_faces=2))
+    ids = {face.track_id for faces in per_frame for face in faces}
+    unreported = [k for k, faces in enumerate(per_frame) if not faces]
+    assert ids == {0} and set(unreported) <= set(range(100, 108))
