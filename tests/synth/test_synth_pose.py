@@ -5,16 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avsync.data.synth.face import (
-    MOUTH_X,
-    MOUTH_Y,
-    FrameState,
-    head_pose,
-    project_head,
-    render_states,
-    true_lips_centre,
-    unproject_head,
-)
+from avsync.data.synth.face import FrameState, head_pose, render_states, true_lips_centre
+from avsync.data.synth.pose import MOUTH_X, MOUTH_Y, project_head, unproject_head
 from avsync.data.synth.speakers import make_speaker
 
 STILL = FrameState(0, 0, 0, 1, 0, 0, 0, 0)
