@@ -4,7 +4,7 @@
 - `encode`: write_mp4 (H.264 yuv420p + AAC)
 - `resample`: resample_audio (zero-phase windowed-sinc polyphase)
 - `roi`: the mouth-crop conventions (face-box, mean-face), crop_face(s), crop_mouth(s)
-- `faces`: Haar face detector calibrated to the face-box convention, FaceTracker
+- `faces`: Haar face detector calibrated to the face-box convention, FaceTracker (baseline)
 - `landmarks`: BlazeFace detector + 468-point face mesh (MediaPipe models as ONNX, `models/`)
 - `face_tracking`: LandmarkTracker (stable ids, smoothed landmarks, bounded re-detection)
 - `noise`: mix_at_snr, make_babble

@@ -14,6 +14,10 @@ each box with an alpha-beta filter, which also smooths the detector's jitter out
 
 Cascade choice: `frontalface_alt2` found the astronaut and no face in 19 face-free skimage
 images; `frontalface_default` found the same face plus 8 false faces (coins, retina, moon).
+
+The server's and `avsync transcribe`'s `detect` mode no longer use this module: they follow
+faces by their landmarks (`avsync.media.face_tracking`: turned faces, stable ids, cheaper).
+It stays as an API and as the baseline `bench/media.py` measures the landmark path against.
 """
 
 from __future__ import annotations
