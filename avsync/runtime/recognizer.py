@@ -24,7 +24,7 @@ Observers (a `SyncEstimator`, an `ActiveSpeakerDetector`) passed in see every re
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -90,6 +90,7 @@ class Final:
     words: tuple[Word, ...]
     confidence: float
     tokens: tuple[int, ...]
+    face: int | None = None  # the face track that said most of it (by time), None: off screen
 
 
 Event = Partial | Final
@@ -272,18 +273,28 @@ class StreamingRecognizer:
                                 levels=levels)
             if self._end_limit_step is not None:
                 limit = self._end_limit_step * self.card.step_ms
-                words = [Word(w.text, min(w.start_ms, limit), min(w.end_ms, limit),
-                              w.confidence) for w in words]
+                words = [replace(w, start_ms=min(w.start_ms, limit), end_ms=min(w.end_ms, limit))
+                         for w in words]
+            words = self._attributed(words)
             if words:
                 final = Final(self._segment, " ".join(w.text for w in words), words[0].start_ms,
                               words[-1].end_ms, tuple(words),
                               round(float(np.mean([w.confidence for w in words])), 4),
-                              tuple(tokens))
+                              tuple(tokens), _most_said(words))
                 self.finals.append(final)
                 self._segment += 1
                 self._last_word_step = -(-words[-1].end_ms // self.card.step_ms)
         self._start_segment(next_step, lead=not forced)
         return final
+
+    def _attributed(self, words: list[Word]) -> list[Word]:
+        """Each word with the face that said it (`SegmentMedia.speaker_of`)."""
+        if not self.video:
+            return words
+        step, calibration = self.card.step_ms, self.card.asd_calibration
+        return [replace(w, face=self._media.speaker_of(w.start_ms // step,
+                                                       -(-w.end_ms // step), calibration))
+                for w in words]
 
     # the single-stream path ------------------------------------------------------------------
     def feed(self, audio: np.ndarray | None = None, frames: np.ndarray | None = None
@@ -367,3 +378,11 @@ class StreamingRecognizer:
                        if isinstance(e, Final)]
             left -= c
         return events
+
+
+def _most_said(words: Sequence[Word]) -> int | None:
+    """The face that said the most of `words` by time (None if the off-screen voice did)."""
+    said: dict[int | None, int] = {}
+    for word in words:
+        said[word.face] = said.get(word.face, 0) + word.end_ms - word.start_ms
+    return max(said, key=lambda f: (said[f], f is not None)) if said else None

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from avsync.runtime.asd import calibrate
 from avsync.runtime.model import ChunkRequest, StreamState, TrackId
+from avsync.runtime.model_card import AsdCalibration
 
 SECOND_PASS_TRACK: int = 0  # the face track id of the re-read chunk (any id does)
 HINDSIGHT_STEPS: int = 6  # ASD logits averaged over 6 steps (240 ms) each side of a step
@@ -101,6 +103,28 @@ class SegmentMedia:
             else:
                 chosen.append(next(iter(present), None))
         return chosen
+
+    def speaker_of(self, begin: int, end: int, calibration: AsdCalibration) -> TrackId | None:
+        """The face that said what was heard in stream steps [begin, end): the face whose
+        calibrated P(speaking), averaged over those steps and `HINDSIGHT_STEPS` either side,
+        is highest and above one half; None when no face is speaking then (a voice off screen)
+        or none was seen. Without ASD scores (no audio), the face whose lips were read."""
+        lo = max(begin - HINDSIGHT_STEPS - self.start, 0)
+        hi = min(end + HINDSIGHT_STEPS - self.start, len(self._scores))
+        if hi <= lo:
+            return None
+        totals: dict[TrackId, list[float]] = {}
+        for row in range(lo, hi):
+            for track, logit in self._scores[row].items():
+                totals.setdefault(track, []).append(logit)
+        if totals:
+            means = {t: float(calibrate(np.array(v), calibration).mean())
+                     for t, v in totals.items()}
+            best = max(means, key=lambda t: means[t])
+            return best if means[best] > 0.5 else None
+        inner = range(max(begin - self.start, 0), min(end - self.start, len(self._faces)))
+        read = [t for t in self._chosen_faces(inner) if t is not None] if len(inner) else []
+        return max(set(read), key=read.count) if read else None
 
     def levels(self, begin: int, end: int) -> np.ndarray | None:
         """(end - begin,) float32: each step's audio level (RMS, dB full scale) for steps

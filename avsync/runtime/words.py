@@ -30,12 +30,15 @@ VIDEO_WORD_STEPS: int = 8
 
 @dataclass(frozen=True)
 class Word:
-    """One recognised word. Times in ms of stream time; confidence in [0, 1]."""
+    """One recognised word. Times in ms of stream time; confidence in [0, 1]; face: the face
+    track that said it (`SegmentMedia.speaker_of`), None for a voice with no visible
+    speaking face (or no video)."""
 
     text: str
     start_ms: int
     end_ms: int
     confidence: float
+    face: int | None = None
 
 
 def _piece_text(pieces: Sequence[str], token: int, special: set[int]) -> str:
