@@ -105,9 +105,19 @@ def _media(d: dict) -> list[Row]:
     return [("media: decode mp4 to 25 fps gray", f"{d['decode']['decode_media_mp4_frames_per_s']:.0f}"
              " frames/s", f"{d['decode']['decode_media_vs_bare_ratio']}x a bare PyAV loop",
              "media.json"),
-            ("media: face tracking 640x480", f"{det['tracker_detect_every_5_ms_per_frame']} ms/frame",
+            ("media: Haar face tracking 640x480", f"{det['tracker_detect_every_5_ms_per_frame']} ms/frame",
              f"{det['tracker_every_5_vs_every_frame_ratio']}x the time of detecting every frame",
-             "media.json")]
+             "media.json"), *_faces(d)]
+
+
+def _faces(d: dict) -> list[Row]:
+    """The landmark path (detect mode): per face per frame against the Haar tracker."""
+    if "faces" not in d:
+        return []
+    speed = d["faces"]["speed"]["640x480"]
+    return [("media: landmarks + mean-face crop 640x480",
+             f"{speed['landmarks_ms_per_face_per_frame']} ms per face per frame",
+             f"{speed['landmarks_vs_haar_ratio']}x the Haar tracker + crop", "media.json")]
 
 
 def _synth(d: dict) -> list[Row]:
