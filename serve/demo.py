@@ -255,7 +255,8 @@ def main(argv: list[str]) -> int:
                         help="send as fast as the server takes media instead of in real time")
     parser.add_argument("--faces", choices=[FaceMode.DETECT.value, FaceMode.WHOLE_FRAME.value],
                         default=FaceMode.DETECT.value,
-                        help="how the server finds faces (default: detect, OpenCV's cascade)")
+                        help="how the server finds faces (default: detect, face detection and "
+                             "landmark tracking)")
     parser.add_argument("--strict", action="store_true",
                         help=f"exit 1 unless WER <= {100 * WER_TARGET:.0f}%% and every turn's "
                              "speaker is right (the demo's acceptance check)")
