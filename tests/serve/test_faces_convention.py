@@ -62,3 +62,15 @@ def test_whole_frame_crops_by_each_convention(frames) -> None:
     new = _rois(frames, FaceMode.WHOLE_FRAME, MEAN_FACE)
     assert np.array_equal(new[3], crop_face(frames[3], Face(box), 32, MEAN_FACE))
     assert not np.array_equal(old[3], new[3])
+
+
+def test_the_engine_takes_the_convention_from_the_model_card(model) -> None:
+    import dataclasses
+
+    from avsync.runtime import Model
+    from serve.runtime_engine import RuntimeEngine
+
+    assert RuntimeEngine(model).info.roi_convention == FACE_BOX
+    card = model.card.replace(roi=dataclasses.replace(model.card.roi, convention=MEAN_FACE))
+    mean_face = RuntimeEngine(Model(card, model.graphs, model.model_dir))
+    assert mean_face.info.roi_convention == MEAN_FACE
