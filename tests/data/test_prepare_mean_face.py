@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import LRS2_MAIN_TXT, put
 
 from avsync.data.cache import PreparedCache
 from avsync.data.index import index_dataset
@@ -24,6 +23,12 @@ from avsync.media.roi import FACE_BOX, MEAN_FACE
 from avsync.timebase import SAMPLES_PER_STEP
 
 ROI, STEPS = 24, 16
+LRS2_TXT = "Text:  {text}\nConf:  3\n"  # an LRS2 main-split transcript
+
+
+def put(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 def _face_video(speaker: int) -> np.ndarray:
@@ -43,7 +48,7 @@ def face_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
         media = root / "main" / f"{clip}.mp4"
         media.parent.mkdir(parents=True, exist_ok=True)
         write_mp4(media, _face_video(k), tone)
-        put(media.with_suffix(".txt"), LRS2_MAIN_TXT.format(text="HELLO THERE"))
+        put(media.with_suffix(".txt"), LRS2_TXT.format(text="HELLO THERE"))
     put(root / "train.txt", "spk1/00001\n")
     put(root / "test.txt", "spk2/00001\n")
     return root
