@@ -367,7 +367,9 @@ class LivePrinter:
             self.out.flush()
         elif isinstance(message, Final):
             self.out.write("\r" + " " * self._width + "\r")
-            print(f"[{message.start_ms / 1000:7.2f}s] {message.text}", file=self.out, flush=True)
+            who = "" if message.face is None else f" [face {message.face}]"
+            print(f"[{message.start_ms / 1000:7.2f}s]{who} {message.text}", file=self.out,
+                  flush=True)
             self._width = 0
         elif isinstance(message, Error):
             print(f"\nerror {message.code}: {message.message}", file=sys.stderr, flush=True)

@@ -113,6 +113,7 @@ class LiveConsole:
         self.columns = shutil.get_terminal_size().columns
         self._partial = 0
         self._speaking: int | None = None
+        self.boxes: dict[int, tuple[float, float, float, float]] = {}  # track -> last box
 
     def _line(self, text: str) -> None:
         if self._partial:
@@ -140,11 +141,15 @@ class LiveConsole:
             self.out.flush()
         elif isinstance(message, Final):
             t.finals.append(message)
+            if message.face is not None and message.box is not None:
+                self.boxes[message.face] = message.box
             if message.text:
-                self._line(f"[{message.start_ms / 1000:6.2f}-{message.end_ms / 1000:6.2f} s] "
-                           f"{message.text}")
+                who = "" if message.box is None else f" face {self.face_of(message.box) + 1}:"
+                self._line(f"[{message.start_ms / 1000:6.2f}-{message.end_ms / 1000:6.2f} s]"
+                           f"{who} {message.text}")
         elif isinstance(message, Speakers):
             t.speakers.append(message)
+            self.boxes.update({track.id: track.box for track in message.tracks})
             if message.tracks:
                 best = max(message.tracks, key=lambda track: track.speaking)
                 speaking = self.face_of(best.box) if best.speaking >= 0.5 else None
@@ -285,6 +290,23 @@ def main(argv: list[str]) -> int:
     return report(transcript, reference, console, audio, args.out, args.strict)
 
 
+def attributed_right(reference: Reference, transcript: Transcript, console: LiveConsole
+                     ) -> tuple[int, int]:
+    """(words whose face is the reference speaker's, recognised words inside a turn): who
+    said what, word by word (a word the server gave no face counts as wrong)."""
+    right = total = 0
+    for final in transcript.finals:
+        for word in final.words:
+            middle = (word.start_ms + word.end_ms) / 2000
+            turn = next((t for t in reference.turns if t.start <= middle <= t.end), None)
+            if turn is None:
+                continue
+            total += 1
+            box = console.boxes.get(word.face) if word.face is not None else None
+            right += box is not None and console.face_of(box) == turn.face
+    return right, total
+
+
 def report(transcript: Transcript, reference: Reference, console: LiveConsole,
            audio: np.ndarray, out: Path, strict: bool) -> int:
     error_rate = wer(reference.text, transcript.text)
@@ -296,8 +318,10 @@ def report(transcript: Transcript, reference: Reference, console: LiveConsole,
         print(f"{turn.start:5.1f}s  {turn.face + 1:>3}  {'-' if face is None else face + 1:>4} "
               f"{mark:>5}  {turn.text}")
     print(f"\nreference:  {reference.text}\nrecognised: {transcript.text}")
+    said, words = attributed_right(reference, transcript, console)
     print(f"WER {error_rate:.1%} (target <= {WER_TARGET:.0%}); speaker right for {right}/"
-          f"{len(reference.turns)} turns; {len(transcript.syncs)} sync estimates"
+          f"{len(reference.turns)} turns; words attributed to the right face {said}/{words}; "
+          f"{len(transcript.syncs)} sync estimates"
           + (f", last offset {transcript.syncs[-1].offset_ms:+d} ms" if transcript.syncs else ""))
     from serve.demo_plot import plot_timeline
 

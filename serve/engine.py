@@ -62,6 +62,7 @@ class Segment:
     start_ms: int
     end_ms: int
     words: tuple[Word, ...] = ()
+    face: int | None = None  # the face track that said most of it (None: none visible)
 
 
 @dataclass(frozen=True)

@@ -281,10 +281,14 @@ class Ready:
 
 @dataclass(frozen=True)
 class Word:
+    """face: the face track that said the word, null for a voice no visible face is saying
+    (or a session without video)."""
+
     word: str
     start_ms: int
     end_ms: int
     confidence: float
+    face: int | None = None
 
 
 @dataclass(frozen=True)
@@ -306,6 +310,8 @@ class Final:
     start_ms: int
     end_ms: int
     words: tuple[Word, ...] = ()
+    face: int | None = None  # the face track that said most of it; null: none visible did
+    box: tuple[float, float, float, float] | None = None  # that face's last box (x, y, w, h)
 
 
 @dataclass(frozen=True)
@@ -372,8 +378,11 @@ def encode(message: Message) -> str:
     return json.dumps(to_wire(message), separators=(",", ":"), allow_nan=False)
 
 
+KEEP_NULL = frozenset({"face", "box"})  # null says something here: no visible face said it
+
+
 def _drop_none(items: list[tuple[str, Any]]) -> dict[str, Any]:
-    return {key: value for key, value in items if value is not None}
+    return {key: value for key, value in items if value is not None or key in KEEP_NULL}
 
 
 def decode_server_message(text: str | bytes) -> ServerMessage:

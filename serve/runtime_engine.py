@@ -187,8 +187,9 @@ def _guarded(output: Callable[[RuntimeStream, ChunkResult], ChunkOutput], stream
 
 def _segment(final: Final) -> Segment:
     """The runtime's Final → the server's Segment (the runtime's `Word.text` is `word` here)."""
-    words = tuple(Word(w.text, w.start_ms, w.end_ms, w.confidence) for w in final.words)
-    return Segment(final.text, final.start_ms, final.end_ms, words)
+    words = tuple(Word(w.text, w.start_ms, w.end_ms, w.confidence, w.face)
+                  for w in final.words)
+    return Segment(final.text, final.start_ms, final.end_ms, words, final.face)
 
 
 def _check_conventions(model: Model) -> None:

@@ -106,6 +106,7 @@ class Session:
         self._last: dict[BinaryKind, MediaHeader] = {}
         self.clock = StreamClock(int(config.max_gap_s * 1e6))
         self._segment = 0  # id of the open segment; finals close it
+        self._boxes: dict[int, tuple[float, float, float, float]] = {}  # track -> last box
         self._partial = ""
         self._last_speakers: int | None = None
         self._last_sync: int | None = None
@@ -183,10 +184,13 @@ class Session:
         if self.phase is Phase.CLOSED:
             return []
         messages: list[ServerMessage] = []
+        if chunk is not None and chunk.boxes:
+            self._boxes.update({t: _box(b) for t, b in chunk.boxes.items()})
         if Task.TRANSCRIPT in self.tasks:
             for segment in out.finals:
+                box = None if segment.face is None else self._boxes.get(segment.face)
                 messages.append(Final(self._segment, segment.text, segment.start_ms,
-                                      segment.end_ms, segment.words))
+                                      segment.end_ms, segment.words, segment.face, box))
                 self._segment += 1
                 self._partial = ""
             if out.partial and out.partial != self._partial:

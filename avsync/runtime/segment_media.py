@@ -25,6 +25,7 @@ from avsync.runtime.model_card import AsdCalibration
 
 SECOND_PASS_TRACK: int = 0  # the face track id of the re-read chunk (any id does)
 HINDSIGHT_STEPS: int = 6  # ASD logits averaged over 6 steps (240 ms) each side of a step
+SPEAKING_PROBABILITY: float = 0.3  # a word is a face's when its mean P(speaking) is above
 
 
 class SegmentMedia:
@@ -107,8 +108,10 @@ class SegmentMedia:
     def speaker_of(self, begin: int, end: int, calibration: AsdCalibration) -> TrackId | None:
         """The face that said what was heard in stream steps [begin, end): the face whose
         calibrated P(speaking), averaged over those steps and `HINDSIGHT_STEPS` either side,
-        is highest and above one half; None when no face is speaking then (a voice off screen)
-        or none was seen. Without ASD scores (no audio), the face whose lips were read."""
+        is highest and above `SPEAKING_PROBABILITY`; None when no face is speaking then (a
+        voice off screen) or none was seen. Without ASD scores (no audio), the face whose lips
+        were read. The floor is below one half because a new speaker's ASD rises late (about
+        half a second on the bundled model); mismatched lips stay near 0.04 on average."""
         lo = max(begin - HINDSIGHT_STEPS - self.start, 0)
         hi = min(end + HINDSIGHT_STEPS - self.start, len(self._scores))
         if hi <= lo:
@@ -121,7 +124,7 @@ class SegmentMedia:
             means = {t: float(calibrate(np.array(v), calibration).mean())
                      for t, v in totals.items()}
             best = max(means, key=lambda t: means[t])
-            return best if means[best] > 0.5 else None
+            return best if means[best] > SPEAKING_PROBABILITY else None
         inner = range(max(begin - self.start, 0), min(end - self.start, len(self._faces)))
         read = [t for t in self._chosen_faces(inner) if t is not None] if len(inner) else []
         return max(set(read), key=read.count) if read else None

@@ -123,8 +123,18 @@ def transcribe_file(model: Model, path: str | Path, *, audio: bool, video: bool,
 
 
 def _segment(final: Final) -> dict:
+    """face: the face track that said most of the segment (words: each its own), None for a
+    voice no visible face is saying or without video."""
     return {"text": final.text, "start_ms": final.start_ms, "end_ms": final.end_ms,
-            "confidence": final.confidence, "words": [asdict(w) for w in final.words]}
+            "confidence": final.confidence, "face": final.face,
+            "words": [asdict(w) for w in final.words]}
+
+
+def labelled(segment: dict) -> str:
+    """A segment's text after who said it: `[face 1] ...` (faces counted from 1, track id +
+    1), the bare text when no visible face said it."""
+    face = segment.get("face")
+    return segment["text"] if face is None else f"[face {face + 1}] {segment['text']}"
 
 
 def _timestamp(ms: int) -> str:
@@ -135,7 +145,7 @@ def _timestamp(ms: int) -> str:
 
 
 def to_srt(result: dict) -> str:
-    cues = [f"{i}\n{_timestamp(s['start_ms'])} --> {_timestamp(s['end_ms'])}\n{s['text']}\n"
+    cues = [f"{i}\n{_timestamp(s['start_ms'])} --> {_timestamp(s['end_ms'])}\n{labelled(s)}\n"
             for i, s in enumerate(result["segments"], start=1)]
     return "\n".join(cues)
 
@@ -145,7 +155,7 @@ def render(result: dict, fmt: str) -> str:
         return json.dumps(result, ensure_ascii=False) + "\n"
     if fmt == "srt":
         return to_srt(result)
-    return result["text"] + "\n"
+    return "\n".join(labelled(s) for s in result["segments"]) + "\n"  # a segment a line
 
 
 def output_names(files: Sequence[str], fmt: str) -> list[str]:

@@ -13,7 +13,7 @@ from avsync.errors import ConfigError, ModelLoadError
 from avsync.media.encode import write_mp4
 from avsync.runtime import Model
 from avsync.runtime.media_input import mouth_rois
-from avsync.runtime.transcribe import main, to_srt
+from avsync.runtime.transcribe import labelled, main, to_srt
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +34,23 @@ def test_json_txt_and_srt_agree(capsys, clip: Path, model_dir: Path) -> None:
     result = json.loads(run(capsys, str(clip), "--model", str(model_dir)))
     assert result["modality"] == "av" and result["faces"] == "whole"
     assert result["sync"]["convention"] == "positive: audio lags video"
-    assert run(capsys, str(clip), "--model", str(model_dir), "--format", "txt").strip() == \
-        result["text"]
+    assert run(capsys, str(clip), "--model", str(model_dir), "--format", "txt") == \
+        "".join(labelled(s) + "\n" for s in result["segments"]) or "\n"
     assert run(capsys, str(clip), "--model", str(model_dir), "--format", "srt") == \
         to_srt(result)
     for segment in result["segments"]:
         assert 0 <= segment["start_ms"] <= segment["end_ms"] <= 1600
         assert segment["text"] == " ".join(w["text"] for w in segment["words"])
+        assert segment["face"] in (None, 0) and all(w["face"] in (None, 0)
+                                                    for w in segment["words"])
 
 
-def test_srt_timestamps() -> None:
-    srt = to_srt({"segments": [{"start_ms": 3_723_004, "end_ms": 3_725_000, "text": "hi"}]})
-    assert srt == "1\n01:02:03,004 --> 01:02:05,000\nhi\n"
+def test_srt_timestamps_and_who_said_it() -> None:
+    srt = to_srt({"segments": [{"start_ms": 3_723_004, "end_ms": 3_725_000, "text": "hi"},
+                               {"start_ms": 3_726_000, "end_ms": 3_727_000, "text": "yo",
+                                "face": 1}]})
+    assert srt == ("1\n01:02:03,004 --> 01:02:05,000\nhi\n\n"
+                   "2\n01:02:06,000 --> 01:02:07,000\n[face 2] yo\n")
 
 
 def test_modalities_and_out_dir(capsys, tmp_path: Path, clip: Path, model_dir: Path,
