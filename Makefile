@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PY) -m pip install -q -c requirements/constraints.txt -e '.[dev]'
 	@touch $@
 
-test: setup
+test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup
@@ -41,6 +41,7 @@ demo: setup
 
 lint: setup
 	$(VENV)/bin/ruff check avsync train export serve tests bench
+	$(VENV)/bin/mypy avsync train export serve
 
 bench: setup
 	$(PY) bench/data.py

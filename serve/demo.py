@@ -21,6 +21,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,12 +36,14 @@ from serve.protocol import (
     Final,
     Partial,
     Ready,
-    ServerMessage,
     Speakers,
     Sync,
     Task,
     VideoEncoding,
 )
+
+if TYPE_CHECKING:
+    from serve.client import Received
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "models" / "avsync-tiny-grid"
@@ -126,7 +129,7 @@ class LiveConsole:
         centre = (box[0] + box[2] / 2) / self.width
         return min(int(centre * self.faces), self.faces - 1)
 
-    def __call__(self, message: ServerMessage) -> None:
+    def __call__(self, message: Received) -> None:
         t = self.t
         if isinstance(message, Ready):
             t.ready = message

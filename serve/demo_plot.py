@@ -53,10 +53,10 @@ def plot_timeline(out: Path, audio: np.ndarray, reference: Reference, transcript
     speaking.legend(loc="upper right", fontsize=8)
 
     for turn in reference.turns:
-        for word, start, end in turn.words:
+        for said, start, end in turn.words:
             words.barh(0.75, end - start, left=start, height=0.3, color=COLOURS[turn.face % 4],
                        alpha=0.25)
-            words.text((start + end) / 2, 0.75, word[:10].lower(), ha="center", va="center",
+            words.text((start + end) / 2, 0.75, said[:10].lower(), ha="center", va="center",
                        fontsize=6, rotation=90, clip_on=True)
     for final in transcript.finals:
         for word in final.words:
@@ -69,12 +69,12 @@ def plot_timeline(out: Path, audio: np.ndarray, reference: Reference, transcript
     words.set_yticks([0.3, 0.75], ["recognised", "reference"])
 
     if transcript.syncs:
-        x = [s.time_ms / 1000 for s in transcript.syncs]
-        sync.plot(x, [s.offset_ms for s in transcript.syncs], "o-", color="tab:red", ms=3)
+        times = [s.time_ms / 1000 for s in transcript.syncs]
+        sync.plot(times, [s.offset_ms for s in transcript.syncs], "o-", color="tab:red", ms=3)
         sync.axhline(0, color="0.6", lw=0.6, ls="--")
         sync.set_ylabel("offset ms\n(+ audio lags)", color="tab:red")
         confidence = sync.twinx()
-        confidence.plot(x, [s.confidence for s in transcript.syncs], "s-", color="tab:gray",
+        confidence.plot(times, [s.confidence for s in transcript.syncs], "s-", color="tab:gray",
                         ms=3)
         confidence.set_ylabel("sync confidence")
     sync.set_xlabel("stream time (s)")

@@ -168,9 +168,10 @@ class AVSpeechDataset(Dataset):
         if len(words) == len(tokens):  # one token a word (a word-level vocabulary)
             counts = [1] * len(words)
         elif self.tokenizer is not None:
-            counts = self._pieces_per_word(tuple(w for w, _, _ in words), tokens)
-            if counts is None:
+            found = self._pieces_per_word(tuple(w for w, _, _ in words), tokens)
+            if found is None:
                 return spans
+            counts = found
         else:
             return spans
         spans[:] = np.repeat(np.asarray([(s, e) for _, s, e in words], np.int64), counts, axis=0)

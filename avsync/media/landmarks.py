@@ -196,9 +196,9 @@ class FaceModels:
                               np.concatenate([f[2] for f in found]))
         out = []
         for box, keypoints, score in merged:
-            side = float(max(box[2] - box[0], box[3] - box[1]))
+            width = float(max(box[2] - box[0], box[3] - box[1]))
             cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-            out.append(Detection(Box(float(cx - side / 2), float(cy - side / 2), side, side),
+            out.append(Detection(Box(float(cx - width / 2), float(cy - width / 2), width, width),
                                  keypoints.astype(np.float64), score))
         return out
 

@@ -253,7 +253,8 @@ def mouth_centre(face: Face | Box, convention: str) -> tuple[float, float]:
     """Where the crop of `face` is centred in the frame (pixels), by `convention`."""
     if check_convention(convention) == MEAN_FACE:
         matrix = _mean_face_matrix(face if isinstance(face, Face) else Face(face), 2)
-        return tuple(float(v) for v in cv2_module().invertAffineTransform(matrix) @ [1, 1, 1])
+        x, y = (float(v) for v in cv2_module().invertAffineTransform(matrix) @ [1, 1, 1])
+        return x, y
     box = face.box if isinstance(face, Face) else face
     return mouth_box(box).center
 
@@ -304,9 +305,9 @@ def crop_faces(frames: np.ndarray, faces: Face | Box | Sequence[Face | Box], siz
     if check_convention(convention) == FACE_BOX:
         if isinstance(faces, Face):
             faces = faces.box
-        elif not isinstance(faces, Box):
-            faces = [f.box if isinstance(f, Face) else f for f in faces]
-        return crop_mouths(frames, faces, size)
+        boxes: Box | list[Box] = (faces if isinstance(faces, Box) else
+                                  [f.box if isinstance(f, Face) else f for f in faces])
+        return crop_mouths(frames, boxes, size)
     _check_size(size)
     if isinstance(faces, Face | Box):
         faces = [faces] * len(frames)

@@ -33,7 +33,7 @@ class NgramLM:
         path = Path(path)
         try:
             opener = gzip.open if path.suffix == ".gz" else open
-            with opener(path, "rt", encoding="utf-8") as handle:  # type: ignore[operator]
+            with opener(path, "rt", encoding="utf-8") as handle:
                 return cls._parse(handle, path)
         except (OSError, ValueError, EOFError) as error:
             raise ModelLoadError(f"{path}: not a readable ARPA language model ({error}); "

@@ -87,7 +87,7 @@ class DetectionReport:
 
 def _stats(values: list[float]) -> tuple[float, float, float]:
     if not values:
-        return (float("nan"),) * 3  # type: ignore[return-value]
+        return (float("nan"), float("nan"), float("nan"))
     v = np.asarray(values)
     return float(np.median(v)), float(np.percentile(v, 95)), float(v.max())
 
@@ -149,7 +149,8 @@ def render_faces(seed: int, first: int, faces: int, n_frames: int, namespace: in
                  lighting: Lighting | None = None) -> Sample:
     """Speakers first … first+faces-1 of `namespace` side by side (a scene when faces > 1)."""
     rng = rng_for(seed, DETECTION, namespace, first)
-    tiles, truth = [], [[] for _ in range(n_frames)]
+    tiles: list[np.ndarray] = []
+    truth: list[list] = [[] for _ in range(n_frames)]
     for f in range(faces):
         speaker = make_speaker(seed, first + f, namespace=namespace)
         frames, boxes = render_clip_with_truth(speaker.face, _babble(rng, n_frames), rng,

@@ -454,8 +454,9 @@ def _draw_eyes(p: _Painter, f: FaceIdentity, s: FrameState) -> None:
 
 def _draw_brows(p: _Painter, f: FaceIdentity, s: FrameState) -> None:
     # darker than the skin whatever the hair: the brow line is a detector's strongest cue
-    colour = tuple(min(h, int(0.55 * c)) for h, c in zip(_mix(f.hair, (28, 20, 16), 0.45), f.skin,
+    r, g, b = (min(h, int(0.55 * c)) for h, c in zip(_mix(f.hair, (28, 20, 16), 0.45), f.skin,
                                                        strict=True))
+    colour = (r, g, b)
     for side in (-1, 1):
         ex = MOUTH_X + side * f.eye_spacing
         brow = _ellipse(ex, f.eye_y - 4.0 - s.brow, f.eye_size * 1.25, f.brow_arch + 5.5,
