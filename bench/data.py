@@ -10,6 +10,13 @@ Measures, as medians over repeats in this one process (so the ratio compares lik
    (centre crop) and `collate` in batches, one process with one torch thread (as in a
    DataLoader worker);
 and the ratio 3 / 2, which must be at least 10: the reason the cache exists.
+
+4. what preparing costs on one core, part by part (`avsync data prepare`, mean-face crops):
+   the clips upscaled to LRS3's 224x224 and re-encoded, then frames per second of one core
+   (thread CPU time) for decoding, face detection + landmarks (the tracker follows the face,
+   BlazeFace re-detects every 10th frame) and the similarity-warp crop; CPU hours per hour of
+   video, and the wall time of LRS3's ~430 hours on 1, 16 and 64 cores (parts of
+   `--shard K/N`, ideal scaling, storage not counted).
 """
 
 from __future__ import annotations
@@ -103,7 +110,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
         count * passes, lambda: read_cache(cache, orders, args.batch), args.repeats)
 
     steps = result_steps(cache)
+    costs = prepare_costs(paths[:args.cost_clips], work, args.roi_size, args.repeats)
     return {
+        "prepare_costs": costs,
         "clips": count, "repeats": args.repeats, "roi_stored": args.roi_size,
         "roi_crop": ROI_CROP, "batch": args.batch,
         "clip_seconds_mean": round(float(np.mean(steps)) / FPS, 3),
@@ -116,6 +125,55 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
         "seconds": {"synth": synth_seconds, "decode_crop": decode_seconds,
                     "cache": cache_seconds},
     }
+
+
+LRS3_HOURS = 430
+LRS3_SIDE = 224
+
+
+def prepare_costs(paths: list[Path], work: Path, roi_size: int, repeats: int) -> dict:
+    """Frames per second of one core for each part of preparing, on LRS3-sized frames."""
+    import cv2
+
+    from avsync.media.decode import MediaReader, decode_media
+    from avsync.media.encode import write_mp4
+    from avsync.media.face_tracking import FaceCentredCropper
+    from avsync.media.mouths import working_format
+    from avsync.media.roi import MEAN_FACE, crop_faces
+
+    big = []
+    for k, path in enumerate(paths):
+        clip = decode_media(path, gray=True)
+        frames = np.stack([cv2.resize(f, (LRS3_SIDE, LRS3_SIDE), interpolation=cv2.INTER_CUBIC)
+                           for f in clip.frames])
+        target = work / f"lrs3-{k}.mp4"
+        write_mp4(target, frames, clip.audio)
+        big.append(target)
+    rates: dict[str, list[float]] = {"decode": [], "face_landmarks": [], "crop": []}
+    for _ in range(repeats):
+        for path in big:
+            began = time.thread_time()
+            with MediaReader(path, frames=working_format(roi_size)) as reader:
+                frames = np.concatenate([p.frames for p in reader.pieces() if len(p.frames)])
+            decoded = time.thread_time()
+            cropper = FaceCentredCropper(roi_size, MEAN_FACE)
+            faces = cropper.faces(frames)
+            found = time.thread_time()
+            crop_faces(frames, faces, roi_size, MEAN_FACE)
+            done = time.thread_time()
+            n = len(frames)
+            for part, seconds in (("decode", decoded - began), ("face_landmarks", found - decoded),
+                                  ("crop", done - found)):
+                rates[part].append(n / max(seconds, 1e-9))
+    fps = {part: statistics.median(values) for part, values in rates.items()}
+    per_hour = {part: round(FPS * 3600 / rate / 3600, 3) for part, rate in fps.items()}
+    total = sum(per_hour.values())
+    return {"frame": f"{LRS3_SIDE}x{LRS3_SIDE}", "roi_stored": roi_size, "convention": MEAN_FACE,
+            "clock": "thread CPU time, one core",
+            "frames_per_s_one_core": {k: round(v, 1) for k, v in fps.items()},
+            "cpu_hours_per_video_hour": {**per_hour, "total": round(total, 3)},
+            "lrs3_hours": LRS3_HOURS,
+            "lrs3_wall_hours": {str(c): round(LRS3_HOURS * total / c, 2) for c in (1, 16, 64)}}
 
 
 def _all(entry):
@@ -141,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=4, help="clips per collated batch")
     parser.add_argument("--cache-passes", type=int, default=20,
                         help="random-order passes over the cache per repeat (it is fast)")
+    parser.add_argument("--cost-clips", type=int, default=4,
+                        help="clips timed part by part for the preparing cost (default 4)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results path")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="avsync-bench-data-") as work:
@@ -156,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  prepared cache + collate    {results['cache_clips_per_s']:>10.2f} clips/s")
     ratio = results["cache_over_decode"]
     print(f"  cache / decode              {ratio:>10.1f}x  (need >= {REQUIRED_RATIO:g}x)")
+    costs = results["prepare_costs"]
+    fps, hours = costs["frames_per_s_one_core"], costs["cpu_hours_per_video_hour"]
+    print(f"preparing {costs['frame']} video, one core: " + ", ".join(
+        f"{k} {v:.0f} frames/s ({hours[k]:.3f} CPU h per video h)" for k, v in fps.items()))
+    print(f"  LRS3 ({costs['lrs3_hours']} h): " + ", ".join(
+        f"{v} h on {c} cores" for c, v in costs["lrs3_wall_hours"].items()))
     print(f"wrote {args.out}")
     return 0 if ratio >= REQUIRED_RATIO else 1
 

@@ -95,9 +95,17 @@ def _serve(name: str) -> Callable[[dict], list[Row]]:
 
 
 def _data(d: dict) -> list[Row]:
-    return [("training data: prepared cache vs decoding mp4s",
+    rows = [("training data: prepared cache vs decoding mp4s",
              f"{d['cache_clips_per_s']:.0f} clips/s",
              f"{d['cache_over_decode']:.0f}x decode + crop", "data.json")]
+    costs = d.get("prepare_costs")
+    if costs:
+        fps, wall = costs["frames_per_s_one_core"], costs["lrs3_wall_hours"]
+        rows.append((f"preparing {costs['frame']} video, one core (decode / face + landmarks "
+                     "/ mean-face crop)", " / ".join(f"{v:.0f}" for v in fps.values())
+                     + " frames/s", f"LRS3 ({costs['lrs3_hours']} h): " + ", ".join(
+                         f"{v} h on {c} cores" for c, v in wall.items()), "data.json"))
+    return rows
 
 
 def _media(d: dict) -> list[Row]:

@@ -27,3 +27,8 @@ def test_bench_data_writes_every_figure(tmp_path: Path) -> None:
         results["cache_clips_per_s"] / results["decode_crop_clips_per_s"], rel=0.01)
     assert results["clips"] == 2 and results["required_ratio"] == 10
     assert "cache / decode" in run.stdout and results["clip_seconds_mean"] > 0.5
+    costs = results["prepare_costs"]  # what preparing costs on one core, part by part
+    assert set(costs["frames_per_s_one_core"]) == {"decode", "face_landmarks", "crop"}
+    assert all(v > 0 for v in costs["frames_per_s_one_core"].values())
+    wall = costs["lrs3_wall_hours"]
+    assert wall["1"] == pytest.approx(16 * wall["16"], rel=0.02) and "LRS3" in run.stdout
