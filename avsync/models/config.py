@@ -192,6 +192,11 @@ class ObjectiveConfig:
     the other's (content stays aligned). Streams that always start together let both encoders
     mark "steps since the start" (zero state, causal convolutions, the growing attention
     window), and InfoNCE then matches positions instead of lips and voice.
+    `p_wrong_lips`: in training, the fraction of audio-visual clips whose fusion encoder sees
+    lips that are not the voice's (another clip's, frozen on one frame, or shifted by more than
+    the sync window), with the voice's transcript as target: the fusion learns to fall back to
+    the audio when the lips disagree (an off-screen speaker, a listener, a dubbed video).
+    Only what the fusion sees changes; the sync and ASD losses keep the true pairs.
     """
 
     ctc_weight: float = 0.3
@@ -218,6 +223,7 @@ class ObjectiveConfig:
     start_stagger_max: int = 8
     chunk_sizes: tuple[int | None, ...] = (4, 8, 16, None)
     ctc_align_delay: int | None = None
+    p_wrong_lips: float = 0.0
 
     def __post_init__(self) -> None:
         weights = (self.ctc_weight, self.attention_weight, self.sync_weight, self.asd_weight,
@@ -246,6 +252,8 @@ class ObjectiveConfig:
                f"objective ctc_align_delay must be >= 1 step or null, got {self.ctc_align_delay}")
         _check(self.start_stagger_max >= 0,
                f"objective start_stagger_max must be >= 0, got {self.start_stagger_max}")
+        _check(0.0 <= self.p_wrong_lips <= 1.0,
+               f"objective p_wrong_lips must be in [0, 1], got {self.p_wrong_lips}")
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,9 @@ def _delay(output: EncoderOutput, skip: torch.Tensor) -> EncoderOutput:
                          (output.lengths + skip).clamp(max=steps))
 
 
+WRONG_SHIFT = SYNC_MAX_SHIFT + 1  # steps: wrong lips shifted at least past the sync search
+
+
 class ContrastiveGenerativeObjective:
     """Stateless: the learnable temperature lives in the model (`AVSyncModel.sync_log_scale`).
 
@@ -171,9 +174,35 @@ class ContrastiveGenerativeObjective:
         if model.training:
             audio_features = audio_features * self.time_mask(lengths, steps, generator)[..., None]
             visual_features = visual_features * self.time_mask(lengths, steps, generator)[..., None]
+            both = (audio_present * video_present).bool()
+            visual_features = self.wrong_lips(visual_features, both, generator)
         fusion = model.fuse(audio_features, visual_features, lengths, chunk_size=chunk_size,
                             audio_present=audio_present, video_present=video_present)
         return audio, visual, fusion, started
+
+    def wrong_lips(self, visual: torch.Tensor, eligible: torch.Tensor,
+                   generator: torch.Generator | None) -> torch.Tensor:
+        """visual: (B, T, d) features the fusion will see; for `p_wrong_lips` of the
+        `eligible` (B,) clips, lips that are not the voice's: the next clip's (a batch of one
+        has none: frozen instead), the clip's first step held still, or the clip shifted later
+        by `WRONG_SHIFT` steps or more (beyond the sync window), zeros before."""
+        p = self.config.p_wrong_lips
+        b, t = visual.shape[:2]
+        if p <= 0 or b == 0 or t == 0:
+            return visual
+        chosen = (_uniform((b,), generator, visual.device) < p) & eligible
+        if not bool(chosen.any()):
+            return visual
+        kind = (_uniform((b,), generator, visual.device) * 3).floor().long()
+        if b == 1:
+            kind.fill_(1)
+        other = visual.roll(1, dims=0)
+        frozen = visual[:, :1].expand(-1, t, -1)
+        shift = int(torch.randint(WRONG_SHIFT, 2 * WRONG_SHIFT + 1, (1,), generator=generator))
+        shifted = torch.cat([torch.zeros_like(visual[:, :min(shift, t)]), visual], 1)[:, :t]
+        wrong = torch.where((kind == 0)[:, None, None], other,
+                            torch.where((kind == 1)[:, None, None], frozen, shifted))
+        return torch.where(chosen[:, None, None], wrong, visual)
 
     def emission_allowed(self, batch: Batch, vocab: int) -> torch.Tensor | None:
         """Where alignment-restricted CTC lets each label be emitted, (B, T, V), shared by
