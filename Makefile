@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := .cache/system-packages.ok
 DEBIAN_PACKAGES := espeak-ng libespeak-ng1 flite festival festvox-us-slt-hts fortunes-min fortunes \
-	wordnet-base chromium \
+	wordnet-base bucklespring-data chromium \
 	fonts-dejavu-core
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=

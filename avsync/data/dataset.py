@@ -28,8 +28,11 @@ from avsync.timebase import ROI_CROP, SAMPLES_PER_STEP
 
 @dataclass(frozen=True)
 class NoiseConfig:
-    """Babble noise made of other clips of the same split, mixed in at a random SNR.
+    """Noise mixed into training clips at a random SNR: babble made of other clips of the
+    same split, and the non-speech kinds of `avsync.media.noise` (white, pink, brown,
+    keyboard: real key recordings).
 
+    kinds: the noise kinds a noisy clip draws from, uniformly (default babble alone).
     snr_db: (low, high) dB, drawn uniformly per clip. probability: chance a training clip
     gets noise at all. talkers: how many other clips the babble sums.
     start_epoch: epochs of clean training before the babble starts, a curriculum: with noise
@@ -41,8 +44,16 @@ class NoiseConfig:
     probability: float = 0.5
     talkers: int = 4
     start_epoch: int = 0
+    kinds: tuple[str, ...] = ("babble",)
 
     def __post_init__(self) -> None:
+        from avsync.media.noise import NOISE_KINDS
+
+        object.__setattr__(self, "kinds", tuple(self.kinds))
+        unknown = set(self.kinds) - set(NOISE_KINDS)
+        if not self.kinds or unknown:
+            raise ConfigError(f"NoiseConfig kinds {self.kinds}: choose from "
+                              f"{', '.join(NOISE_KINDS)}")
         low, high = self.snr_db
         if (low > high or not 0.0 <= self.probability <= 1.0 or self.talkers < 1
                 or self.start_epoch < 0):
@@ -128,7 +139,7 @@ class AVSpeechDataset(Dataset):
         audio = audio.astype(np.float32) / PCM_SCALE
         if (self.train and self.noise is not None and self.epoch >= self.noise.start_epoch
                 and rng.random() < self.noise.probability):
-            audio = self._add_babble(audio, item, rng)
+            audio = self._add_noise(audio, item, rng)
         tokens = np.asarray(self._tokens(clip, window), dtype=np.int64)
         words = clip.words if window.words is None else window.words
         return {"id": clip.id, "video": torch.from_numpy(video),
@@ -187,20 +198,28 @@ class AVSpeechDataset(Dataset):
             self._piece_counts[words] = [len(p) for p in pieces] if same else None
         return self._piece_counts[words]
 
-    def _add_babble(self, audio: np.ndarray, item: int, rng: np.random.Generator) -> np.ndarray:
-        """Babble of other clips of this split at a random SNR; clean audio when the clip or
-        the babble is silent (an SNR is undefined then)."""
-        from avsync.media.noise import make_babble, mix_at_snr
+    def _add_noise(self, audio: np.ndarray, item: int, rng: np.random.Generator) -> np.ndarray:
+        """Noise of one of the configured kinds at a random SNR (babble: other clips of this
+        split); clean audio when the clip or the noise is silent (an SNR is undefined then).
+        With babble alone the draws are those of the babble-only releases."""
+        from avsync.media.noise import make_babble, mix_at_snr, noise_of_kind
 
         assert self.noise is not None
-        others = _others(len(self.indices), item, self.noise.talkers, rng)
-        if not others or len(audio) == 0:
+        kinds = self.noise.kinds
+        kind = kinds[0] if len(kinds) == 1 else kinds[int(rng.integers(len(kinds)))]
+        if len(audio) == 0:
             return audio
-        sources = [self.cache[int(self.indices[i])].audio.astype(np.float32) / PCM_SCALE
-                   for i in others]
         try:
-            babble = make_babble(sources, len(audio), rng, talkers=len(sources))
-            return mix_at_snr(audio, babble, float(rng.uniform(*self.noise.snr_db)), rng)
+            if kind != "babble":
+                noise = noise_of_kind(kind, len(audio), rng)
+            else:
+                others = _others(len(self.indices), item, self.noise.talkers, rng)
+                if not others:
+                    return audio
+                sources = [self.cache[int(self.indices[i])].audio.astype(np.float32) /
+                           PCM_SCALE for i in others]
+                noise = make_babble(sources, len(audio), rng, talkers=len(sources))
+            return mix_at_snr(audio, noise, float(rng.uniform(*self.noise.snr_db)), rng)
         except MediaError:
             return audio
 

@@ -1,4 +1,5 @@
-"""Additive noise at a requested SNR, and babble made from other talkers.
+"""Additive noise at a requested SNR: babble made from other talkers, white, pink and brown
+noise, and typing made of real key recordings (Debian's bucklespring-data).
 
 The SNR is measured against the speech's *active* power (frames within 40 dB of the loudest
 40 ms frame), not its mean over pauses: a clip that is half silence would otherwise get 3 dB
@@ -8,12 +9,14 @@ together, so the SNR stays exactly what was asked.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from avsync.errors import MediaError
-from avsync.timebase import SAMPLES_PER_STEP
+from avsync.timebase import SAMPLE_RATE, SAMPLES_PER_STEP
 
 ACTIVITY_FLOOR_DB: float = 40.0  # frames this far below the loudest one count as pauses
 PEAK_LIMIT: float = 0.99  # mixtures are scaled so that no sample exceeds this
@@ -109,3 +112,64 @@ def make_babble(sources: Sequence[np.ndarray], length: int, rng: np.random.Gener
     if rms <= 0:
         raise MediaError("babble came out silent: the chosen sources have no speech")
     return (babble * (BABBLE_RMS / rms)).astype(np.float32)
+
+
+# ------------------------------------------------------------------ non-speech noise kinds
+NOISE_KINDS: tuple[str, ...] = ("babble", "white", "pink", "brown", "keyboard")
+COLOUR_EXPONENTS: dict[str, float] = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power ~ 1/f^x
+KEYBOARD_DIR = Path("/usr/share/buckle/wav")  # Debian bucklespring-data: real key recordings
+KEYS_PER_SECOND = 6.0  # a fast typist
+
+
+def coloured_noise(length: int, rng: np.random.Generator, exponent: float) -> np.ndarray:
+    """(length,) float32 Gaussian noise whose power falls as 1/f^exponent (0 white, 1 pink,
+    2 brown), at -20 dBFS RMS."""
+    if length <= 0:
+        return np.zeros(0, np.float32)
+    spectrum = np.fft.rfft(rng.standard_normal(length))
+    freqs = np.fft.rfftfreq(length)
+    freqs[0] = freqs[1] if length > 1 else 1.0
+    shaped = np.fft.irfft(spectrum / freqs ** (exponent / 2), n=length)
+    rms = float(np.sqrt(np.mean(shaped ** 2)))
+    return (shaped * (BABBLE_RMS / max(rms, 1e-12))).astype(np.float32)
+
+
+@functools.cache
+def keyboard_sounds(folder: str = str(KEYBOARD_DIR)) -> tuple[np.ndarray, ...]:
+    """The recorded key presses and releases of Debian's bucklespring-data, mono 16 kHz."""
+    from avsync.media.decode import decode_media
+
+    paths = sorted(Path(folder).glob("*.wav"))
+    if not paths:
+        raise MediaError(f"{folder}: no key recordings; install the Debian package "
+                         "bucklespring-data (`make setup` does) or leave out the keyboard noise")
+    return tuple(decode_media(p, video=False).audio for p in paths)
+
+
+def keyboard_noise(length: int, rng: np.random.Generator,
+                   sounds: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """(length,) float32 typing: recorded key sounds at random moments (`KEYS_PER_SECOND` on
+    average), at -20 dBFS RMS."""
+    sounds = keyboard_sounds() if sounds is None else sounds
+    out = np.zeros(length, np.float64)
+    at = int(rng.exponential(SAMPLE_RATE / KEYS_PER_SECOND))
+    while at < length:
+        key = sounds[int(rng.integers(len(sounds)))]
+        end = min(length, at + len(key))
+        out[at:end] += key[:end - at]
+        at += max(1, int(rng.exponential(SAMPLE_RATE / KEYS_PER_SECOND)))
+    rms = float(np.sqrt(np.mean(out ** 2))) if length else 0.0
+    if rms <= 0:
+        return coloured_noise(length, rng, 0.0)  # too short for a key: hiss instead
+    return (out * (BABBLE_RMS / rms)).astype(np.float32)
+
+
+def noise_of_kind(kind: str, length: int, rng: np.random.Generator) -> np.ndarray:
+    """Non-speech noise of `kind` (white, pink, brown, keyboard); babble needs other speech
+    and is `make_babble`'s."""
+    if kind in COLOUR_EXPONENTS:
+        return coloured_noise(length, rng, COLOUR_EXPONENTS[kind])
+    if kind == "keyboard":
+        return keyboard_noise(length, rng)
+    raise MediaError(f"noise kind {kind!r}: choose one of {', '.join(NOISE_KINDS[1:])} "
+                     "(babble is made from speech)")

@@ -157,17 +157,20 @@ def test_ddp_ranks_get_equal_numbers_of_batches(drop_last: bool) -> None:
         assert sum(len(s) for s in shards) == -(-len(everything) // 3) * 3
 
 
-def test_babble_noise_is_mixed_at_the_requested_snr(cache: PreparedCache) -> None:
+@pytest.mark.parametrize("kinds", [("babble",), ("white", "pink", "brown", "keyboard")])
+def test_noise_is_mixed_at_the_requested_snr(cache: PreparedCache, kinds: tuple[str, ...]
+                                            ) -> None:
     from avsync.media.noise import active_power
 
-    noise = NoiseConfig(snr_db=(5.0, 5.0), probability=1.0, talkers=2)
+    noise = NoiseConfig(snr_db=(5.0, 5.0), probability=1.0, talkers=2, kinds=kinds)
     clean = AVSpeechDataset(cache, "train", roi_size=CROP)
     noisy = AVSpeechDataset(cache, "train", roi_size=CROP, train=True, noise=noise, seed=4)
     for item in range(len(clean)):
         speech, mixed = clean[item]["audio"].numpy(), noisy[item]["audio"].numpy()
         assert mixed.shape == speech.shape and np.abs(mixed).max() <= 0.99
-        residual = mixed - speech * (np.dot(mixed, speech) / np.dot(speech, speech))
-        snr = 10 * np.log10(active_power(speech) / np.mean(residual ** 2))
+        part = speech * (np.dot(mixed, speech) / np.dot(speech, speech))  # scaled if it clipped
+        residual = mixed - part
+        snr = 10 * np.log10(active_power(part) / np.mean(residual ** 2))
         assert 3.0 < snr < 7.0  # the babble is other clips' tones, not a copy of this one
         assert torch.equal(noisy[item]["audio"], torch.from_numpy(mixed))  # deterministic
     off = AVSpeechDataset(cache, "train", roi_size=CROP, train=False, noise=noise)
@@ -184,3 +187,5 @@ def test_babble_noise_waits_for_its_start_epoch(cache: PreparedCache) -> None:
         assert same != mixed, epoch
     with pytest.raises(ConfigError):
         NoiseConfig(start_epoch=-1)
+    with pytest.raises(ConfigError, match="babble, white, pink, brown, keyboard"):
+        NoiseConfig(kinds=("rain",))

@@ -108,3 +108,33 @@ def test_bad_inputs_raise() -> None:
         mix_at_snr(speech, speech, float("nan"), rng)
     with pytest.raises(MediaError, match="talker"):
         make_babble([], 100, rng, talkers=2)
+
+
+def test_coloured_noise_falls_with_frequency_as_named() -> None:
+    from avsync.media.noise import coloured_noise
+
+    rng = np.random.default_rng(0)
+    slopes = {}
+    for name, exponent in (("white", 0.0), ("pink", 1.0), ("brown", 2.0)):
+        noise = coloured_noise(16000 * 4, rng, exponent)
+        assert abs(np.sqrt(np.mean(noise ** 2)) - 0.1) < 1e-3  # -20 dBFS
+        power = np.abs(np.fft.rfft(noise)) ** 2
+        freqs = np.fft.rfftfreq(len(noise), 1 / 16000)
+        low = power[(freqs > 100) & (freqs < 200)].mean()
+        high = power[(freqs > 3200) & (freqs < 6400)].mean()
+        slopes[name] = 10 * np.log10(low / high) / (10 * np.log10(32))  # dB per dB of f
+    assert abs(slopes["white"]) < 0.15 and abs(slopes["pink"] - 1) < 0.2
+    assert abs(slopes["brown"] - 2) < 0.3
+
+
+def test_keyboard_noise_is_made_of_real_key_recordings() -> None:
+    from avsync.media.noise import keyboard_noise, keyboard_sounds, noise_of_kind
+
+    sounds = keyboard_sounds()
+    assert len(sounds) > 50 and all(s.ndim == 1 and len(s) > 100 for s in sounds)
+    noise = keyboard_noise(16000 * 3, np.random.default_rng(1))
+    assert abs(np.sqrt(np.mean(noise ** 2)) - 0.1) < 1e-3
+    frames = np.abs(noise.reshape(-1, 160)).max(axis=1)
+    assert (frames < 0.01).mean() > 0.2  # clicks with quiet between them, not a hiss
+    with pytest.raises(MediaError, match="babble is made from speech"):
+        noise_of_kind("babble", 100, np.random.default_rng(0))
