@@ -16,6 +16,7 @@ so parallelism is by processes (spawned, so no engine state is ever inherited).
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -130,18 +131,34 @@ class _Task:
 
 
 def _make_one(task: _Task) -> tuple[str, float]:
-    """Generate and write one clip (runs in a worker process). Returns (clip id, seconds)."""
+    """Generate and write one clip (runs in a worker process). Returns (clip id, seconds).
+
+    A clip whose .txt exists is kept: the .txt is written after the mp4, so it marks a
+    finished clip, and a long generation killed midway resumes where it stopped (every clip
+    depends only on its own seed, so the resumed corpus equals an uninterrupted one)."""
     from avsync.media.encode import write_mp4
 
+    stem = task.config.out / "main" / task.clip_id
+    if stem.with_suffix(".txt").is_file() and stem.with_suffix(".mp4").is_file():
+        return task.clip_id, _duration(stem.with_suffix(".mp4"))
     rng = rng_for(task.config.seed, UTTERANCE, task.speaker_index, task.utt)
     clip = make_clip(task.speaker, rng, task.config.text, task.config.silence,
                      task.config.split_of(task.speaker_index))
-    stem = task.config.out / "main" / task.clip_id
     stem.parent.mkdir(parents=True, exist_ok=True)
     write_mp4(stem.with_suffix(".mp4"), clip.frames, clip.audio, fps=FPS,
               sample_rate=SAMPLE_RATE, crf=task.config.crf)
-    write_annotation(stem.with_suffix(".txt"), clip.annotation)
+    partial = stem.with_suffix(".txt.partial")  # renamed into place: a .txt is always whole
+    write_annotation(partial, clip.annotation)
+    os.replace(partial, stem.with_suffix(".txt"))
     return task.clip_id, clip.duration
+
+
+def _duration(mp4: Path) -> float:
+    """Seconds of a written clip, from its container header (nothing decoded)."""
+    import av
+
+    with av.open(str(mp4)) as container:
+        return float(container.duration or 0) / 1_000_000
 
 
 def _write_lists(config: SynthConfig, clip_ids: list[str], speakers: list[Speaker]) -> dict:
