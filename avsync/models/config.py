@@ -27,7 +27,7 @@ EOS_ID: int = 3
 FIRST_PIECE_ID: int = 4
 
 BlockKind = Literal["conformer", "transformer"]
-PRESETS: tuple[str, ...] = ("debug", "tiny", "base")
+PRESETS: tuple[str, ...] = ("debug", "tiny", "small", "base")
 
 
 def _check(condition: bool, message: str) -> None:

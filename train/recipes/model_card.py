@@ -105,11 +105,12 @@ def card(model_dir: Path, corpus: Path, run: Path, eval_dir: Path, recipe: str,
         f"`avsync synth --speakers {cfg['speakers']} --utts-per-speaker "
         f"{cfg['utts_per_speaker']} --val-speakers {cfg['val_speakers']} --test-speakers "
         f"{cfg['test_speakers']} --text {cfg['text']} --scenes {cfg['scenes']} "
-        f"--seed {cfg['seed']}`: {data['clips']} clips, {data['seconds'] / 3600:.2f} h; "
+        f"--seed {cfg['seed']}{_voices(cfg)}`: {data['clips']} clips, "
+        f"{data['seconds'] / 3600:.2f} h; "
         f"{train_speakers} training speakers, {cfg['val_speakers']} validation and "
         f"{cfg['test_speakers']} test speakers (unseen in training); {cfg['scenes']} "
-        f"multi-face scenes for the active-speaker mAP. Babble of other clips mixed in "
-        f"training at -5..20 dB SNR.",
+        f"multi-face scenes for the active-speaker mAP. Noise mixed in training at -5..20 dB "
+        f"SNR (the kinds the training config's `data.noise` names).",
         "",
         "## Evaluation (`avsync eval` on the exported model, test speakers)",
         "",
@@ -124,6 +125,13 @@ def card(model_dir: Path, corpus: Path, run: Path, eval_dir: Path, recipe: str,
         lines += [int8_summary(int8), ""]
     lines += ["## Known limits", "", _measured_limits(eval_dir), LIMITS, ""]
     return "\n".join(lines)
+
+
+def _voices(cfg: dict) -> str:
+    """The synth options of corpora made with other engines or rates than the defaults."""
+    engines, rate = cfg.get("engines", ["espeak"]), cfg.get("rate_wpm", [140, 195])
+    return ("" if list(engines) == ["espeak"] and list(rate) == [140, 195] else
+            f" --engines {','.join(engines)} --rate-wpm {rate[0]}-{rate[1]}")
 
 
 def int8_summary(int8: dict) -> str:

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# synth-open: the open-vocabulary model, from nothing to an evaluated model directory:
+#   synth (english text; espeak, flite and festival voices; 110-240 words a minute; scenes)
+#   -> index -> tokenizer (unigram pieces, train split) -> word LM (train split)
+#   -> prepare (mean-face crops) -> fit (small.yaml: wrong lips, every noise kind)
+#   -> export (fp32 + int8 u8s7) + LM -> eval of the finals -> first-pass eval -> model card
+# Test sentences and speakers are never in the training text, the tokenizer's or the LM's
+# (the english source splits by sentence, the corpus by speaker).
+#
+# Long: synth ~1-2 h (the flite and festival voices run as programs), prepare ~0.5 h, fit up
+# to MAX_TIME of training (default 12 h, over several sittings) on 2 CPU cores. Every step
+# resumes: synth keeps finished clips, prepare its journal, fit its last.ckpt (Lightning's
+# timer too, so MAX_TIME counts across sittings), and finished steps are skipped. Just run it
+# again after an interruption. A smoke run at toy size (a few minutes):
+#   SPEAKERS=4 VAL_SPEAKERS=1 TEST_SPEAKERS=1 UTTS=3 SCENES=1 VOCAB=64 EPOCHS=2 \
+#     MAX_TIME=00:00:05:00 DATA=/tmp/open RUN=/tmp/open-run MODEL=/tmp/open-model \
+#     RESULTS=/tmp/open-eval train/recipes/synth-open.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+AVSYNC=${AVSYNC:-.venv/bin/avsync}
+CONFIG=${CONFIG:-train/configs/small.yaml}
+ROI=${ROI:-40}                     # the config's visual_frontend.roi_stored
+DATA=${DATA:-data/synth-open}
+RUN=${RUN:-runs/synth-open}
+RESULTS=${RESULTS:-bench/results/eval-synth-open-onnx}
+MODEL=${MODEL:-models/avsync-small-open}
+SPEAKERS=${SPEAKERS:-240}          # many voices and faces: unseen speakers are the hard part
+UTTS=${UTTS:-40}                   # clips per speaker
+VAL_SPEAKERS=${VAL_SPEAKERS:-8}
+TEST_SPEAKERS=${TEST_SPEAKERS:-12}
+SCENES=${SCENES:-24}               # multi-face scenes: ASD mAP, who said what
+ENGINES=${ENGINES:-espeak,flite,festival}
+RATE=${RATE:-110-240}              # words a minute, natural speech's range
+SEED=${SEED:-0}
+WORKERS=${WORKERS:-2}
+VOCAB=${VOCAB:-512}                # sentencepiece unigram pieces: unseen words can be spelled
+LM_ORDER=${LM_ORDER:-3}
+EPOCHS=${EPOCHS:-100}
+MAX_TIME=${MAX_TIME:-00:12:00:00}  # DD:HH:MM:SS of training in all, across sittings
+THREADS=${THREADS:-2}
+TOKENIZER="$DATA/.avsync/tok"
+LM="$DATA/.avsync/lm.arpa.gz"
+CACHE="$DATA/.avsync/cache"
+
+step() { echo "== $(date +%T) $*" >&2; }
+
+step "synth: $SPEAKERS speakers x $UTTS english clips ($ENGINES, $RATE wpm), $SCENES scenes -> $DATA"
+if [ ! -f "$DATA/corpus.json" ]; then  # resumes clip by clip
+  "$AVSYNC" synth --out "$DATA" --speakers "$SPEAKERS" --utts-per-speaker "$UTTS" \
+    --val-speakers "$VAL_SPEAKERS" --test-speakers "$TEST_SPEAKERS" --text english \
+    --engines "$ENGINES" --rate-wpm "$RATE" --scenes "$SCENES" --seed "$SEED" \
+    --workers "$WORKERS" --quiet
+fi
+
+step "index"
+"$AVSYNC" data index "$DATA"
+
+step "tokenizer: $VOCAB unigram pieces of the train split"
+"$AVSYNC" data tokenizer "$DATA" --vocab-size "$VOCAB" --model-type unigram \
+  --out "$TOKENIZER" --splits train
+
+step "language model: $LM_ORDER-gram of the train split -> $LM"
+[ -f "$LM" ] || "$AVSYNC" data lm "$DATA" --order "$LM_ORDER" --min-count 2 --splits train \
+  --out "$LM"
+
+step "prepare: ${ROI} px mean-face mouth crops -> $CACHE"
+"$AVSYNC" data prepare "$DATA" --out "$CACHE" --roi-size "$ROI" --roi-convention mean-face \
+  --tokenizer "$TOKENIZER.model" --workers "$WORKERS" --no-progress
+
+step "fit: $CONFIG, up to $EPOCHS epochs or $MAX_TIME -> $RUN (resumes from last.ckpt)"
+if [ ! -f "$RUN/fit.done" ]; then
+  "$AVSYNC" train fit --config "$CONFIG" --data.cache "$CACHE" \
+    --data.tokenizer "$TOKENIZER.model" --trainer.default_root_dir "$RUN" \
+    --trainer.max_epochs "$EPOCHS" --trainer.max_time "$MAX_TIME" --threads "$THREADS" \
+    --data.workers 1 --trainer.enable_progress_bar false
+  touch "$RUN/fit.done"
+fi
+
+step "export: best checkpoint -> $MODEL (fp32 + int8, parity-checked), with the LM"
+if [ ! -f "$MODEL/model.json" ]; then
+  CKPT="$RUN/checkpoints/best.ckpt"  # chosen by the validation WER; a run too short to
+  [ -f "$CKPT" ] || CKPT="$RUN/checkpoints/last.ckpt"  # validate has only its last one
+  "$AVSYNC" export "$CKPT" --out "$MODEL" --int8 --data "$CACHE" \
+    --max-int8-wer-increase "${INT8_MAX_WER_INCREASE:-1.0}"
+  "$AVSYNC" export --add-lm "$MODEL" --lm "$LM"
+fi
+
+step "eval: the exported model's finals on the test speakers and sentences -> $RESULTS"
+"$AVSYNC" eval "$MODEL" --cache "$CACHE" --out "$RESULTS" --finals --threads "$THREADS"
+
+step "first-pass: the streaming pass alone (what partials read) -> $RESULTS-first-pass"
+"$AVSYNC" eval "$MODEL" --cache "$CACHE" --out "$RESULTS-first-pass" --no-sync --no-asd \
+  --threads "$THREADS"
+
+step "card: $MODEL/MODEL_CARD.md"
+"${PYTHON:-$(dirname "$AVSYNC")/python}" train/recipes/model_card.py "$MODEL" --corpus "$DATA" \
+  --run "$RUN" --eval "$RESULTS" --first-pass "$RESULTS-first-pass" \
+  --recipe train/recipes/synth-open.sh
+step "done: $MODEL, $RESULTS/eval.md"
