@@ -257,15 +257,21 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tokenizer(args: argparse.Namespace) -> int:
-    from avsync.text.tokenizer import Tokenizer
-
+def _split_texts(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """(the transcripts of the splits `--splits` names, those splits); ConfigError if none."""
     manifest = load_manifest(args.root, args.layout, args.max_seconds)
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     texts = [e.text for e in manifest.entries if e.split in splits]
     if not texts:
         raise ConfigError(f"no transcripts in splits {splits} of {manifest.root}; the corpus "
                           f"has {manifest.split_counts()}; choose others with --splits")
+    return texts, splits
+
+
+def _tokenizer(args: argparse.Namespace) -> int:
+    from avsync.text.tokenizer import Tokenizer
+
+    texts, splits = _split_texts(args)
     tokenizer = Tokenizer.train(texts, args.vocab_size, args.model_type, args.out)
     print(f"trained on {len(texts)} transcripts ({', '.join(splits)}): vocab_size "
           f"{tokenizer.vocab_size}, sha256 {tokenizer.sha256[:12]}; wrote {tokenizer.source}")
@@ -294,12 +300,7 @@ def _lm_parser(commands: argparse._SubParsersAction) -> None:
 def _lm(args: argparse.Namespace) -> int:
     from avsync.text.ngram import build_arpa, write_arpa
 
-    manifest = load_manifest(args.root, args.layout, args.max_seconds)
-    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
-    texts = [e.text for e in manifest.entries if e.split in splits]
-    if not texts:
-        raise ConfigError(f"no transcripts in splits {splits} of {manifest.root}; choose "
-                          "others with --splits")
+    texts, splits = _split_texts(args)
     model = build_arpa(texts, args.order, args.min_count)
     write_arpa(model, args.out)
     sizes = ", ".join(f"{len(model[n])} {n}-grams" for n in sorted(model))
