@@ -29,3 +29,27 @@ def runtime_wer(model: Model, clips: Sequence[LabelledClip], audio: bool = True,
     refs = [clip.text for clip in clips]
     return {"wer": round(100 * wer(refs, hyps), 2), "cer": round(100 * cer(refs, hyps), 2),
             "clips": len(clips)}
+
+
+MODES: dict[str, tuple[bool, bool]] = {"av": (True, True), "audio": (True, False),
+                                       "video": (False, True)}  # name -> (audio, video)
+
+
+def wer_table(model: Model, clips: Sequence[LabelledClip]) -> dict[str, dict[str, float | int]]:
+    """`runtime_wer` for audio-visual, audio-only and video-only input."""
+    return {mode: runtime_wer(model, clips, *flags) for mode, flags in MODES.items()}
+
+
+def wer_increase(fp32: dict, int8: dict, max_increase: float) -> dict[str, float]:
+    """int8's WER minus fp32's per modality (points, of two `wer_table`s); QuantizationError
+    when one exceeds `max_increase` (nothing is then written)."""
+    from export.quantize import QuantizationError
+
+    increase = {m: round(int8[m]["wer"] - fp32[m]["wer"], 2) for m in int8}
+    worst = max(increase, key=lambda m: increase[m])
+    if increase[worst] > max_increase:
+        raise QuantizationError(
+            f"int8 {worst} WER {int8[worst]['wer']}% is {increase[worst]:.2f} points above fp32 "
+            f"({fp32[worst]['wer']}%), more than the allowed {max_increase}; export without "
+            "--int8 or with another --int8-scheme (nothing was written)")
+    return increase

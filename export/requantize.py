@@ -28,12 +28,10 @@ from avsync.runtime.model_card import ModelCard, read_card
 from avsync.runtime.offline import run_clips
 from avsync.runtime.precision import DEFAULT_INT8_SCHEME, Int8Scheme
 from export.clips import LabelledClip, cache_clips
-from export.evaluation import runtime_wer
-from export.quantize import QuantizationError, quantize_graphs
+from export.evaluation import MODES, wer_increase, wer_table
+from export.quantize import quantize_graphs
 
 log = logging.getLogger(__name__)
-MODES: dict[str, tuple[bool, bool]] = {"av": (True, True), "audio": (True, False),
-                                       "video": (False, True)}
 
 
 @dataclass(frozen=True)
@@ -105,15 +103,9 @@ def log_prob_diffs(reference: Model, other: Model, clips: Sequence[LabelledClip]
 def wer_change(fp32: Model, int8: Model, test: Sequence[LabelledClip], max_increase: float
                ) -> dict:
     """WER of both per modality and the increase; QuantizationError past `max_increase`."""
-    tables = {name: {mode: runtime_wer(model, test, *flags) for mode, flags in MODES.items()}
-              for name, model in (("fp32", fp32), ("int8", int8))}
-    increase = {m: round(tables["int8"][m]["wer"] - tables["fp32"][m]["wer"], 2) for m in MODES}
-    worst = max(increase, key=lambda m: increase[m])
-    if increase[worst] > max_increase:
-        raise QuantizationError(f"int8 {worst} WER {tables['int8'][worst]['wer']}% is "
-                                f"{increase[worst]:.2f} points above fp32, more than the "
-                                f"allowed {max_increase}; nothing was written")
-    return {"test": tables["int8"], "fp32_test": tables["fp32"], "wer_increase": increase,
+    before, after = wer_table(fp32, test), wer_table(int8, test)
+    increase = wer_increase(before, after, max_increase)
+    return {"test": after, "fp32_test": before, "wer_increase": increase,
             "wer_increase_av": increase["av"]}
 
 

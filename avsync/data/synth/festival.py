@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from avsync.data.synth.espeak import PhonemeSegment, Speech, SpokenWord, WordSpan
-from avsync.data.synth.flite import PAUSE, PHONE_PREFIX
+from avsync.data.synth.espeak import Speech, SpokenWord
+from avsync.data.synth.flite import read_wav_16k, said_text, timed_speech
 from avsync.errors import DataError
 
 FESTIVAL_VOICES: tuple[str, ...] = ("cmu_us_slt_arctic_hts",)
@@ -81,30 +81,14 @@ def synthesize_festival(words: Sequence[SpokenWord], voice: FestivalVoice) -> Sp
     """Speak `words` with a festival HTS voice: 16 kHz audio plus word and phone timing
     (phones named `arpa:<phone>`, pauses `_`). DataError when festival's words are not
     the transcript's."""
-    from avsync.data.synth.flite import read_wav_16k
-
-    if not words:
-        raise DataError("cannot synthesise an empty utterance; give at least one word")
-    said = [w.word.lower() + ("," if w.say.endswith(",") else "") for w in words]
+    text = said_text(words)
     with tempfile.TemporaryDirectory() as scratch:
         wav = Path(scratch) / "speech.wav"
-        word_ids, segments = _run(voice, " ".join(said), wav)
+        word_ids, segments = _run(voice, text, wav)
         audio = read_wav_16k(wav)
     if len(word_ids) != len(words):
         raise DataError(f"festival read {len(word_ids)} words where the transcript has "
                         f"{len(words)}")
     index = {word_id: k for k, word_id in enumerate(word_ids)}
-    phones, start = [], 0.0
-    for name, end, word_id in segments:
-        if name == PAUSE or word_id not in index:
-            phones.append(PhonemeSegment("_", start, end, None))
-        else:
-            phones.append(PhonemeSegment(PHONE_PREFIX + name, start, end, index[word_id]))
-        start = end
-    spans = []
-    for k, word in enumerate(words):
-        own = [p for p in phones if p.word == k]
-        if not own:
-            raise DataError(f"festival gave the word {word.word!r} no phones")
-        spans.append(WordSpan(word.word, own[0].start, own[-1].end))
-    return Speech(audio=audio, words=tuple(spans), phonemes=tuple(phones))
+    timed = [(name, end, index.get(word_id)) for name, end, word_id in segments]
+    return timed_speech(words, audio, timed, f"festival voice {voice.name}")

@@ -96,32 +96,46 @@ def read_wav_16k(path: Path) -> np.ndarray:
     return np.asarray(resample_audio(pcm, rate, SAMPLE_RATE), np.float32)
 
 
+def said_text(words: Sequence[SpokenWord]) -> str:
+    """What an engine that reads text is given: the words, lower case, pauses as commas."""
+    if not words:
+        raise DataError("cannot synthesise an empty utterance; give at least one word")
+    return " ".join(w.word.lower() + ("," if w.say.endswith(",") else "") for w in words)
+
+
+def timed_speech(words: Sequence[SpokenWord], audio: np.ndarray,
+                 phones: Sequence[tuple[str, float, int | None]], engine: str) -> Speech:
+    """Speech from an engine's phones: (ARPAbet phone, end seconds, index of its word or None
+    for a pause) in order; phones are named `arpa:<phone>`, pauses `_`. DataError when a word
+    got no phone (the caller draws another sentence)."""
+    segments, start = [], 0.0
+    for name, end, owner in phones:
+        pause = name == PAUSE or owner is None
+        segments.append(PhonemeSegment("_" if pause else PHONE_PREFIX + name, start, end,
+                                       None if pause else owner))
+        start = end
+    spans = []
+    for index, word in enumerate(words):
+        own = [s for s in segments if s.word == index]
+        if not own:
+            raise DataError(f"{engine} gave the word {word.word!r} no phones")
+        spans.append(WordSpan(word.word, own[0].start, own[-1].end))
+    return Speech(audio=audio, words=tuple(spans), phonemes=tuple(segments))
+
+
 def synthesize_flite(words: Sequence[SpokenWord], voice: FliteVoice) -> Speech:
     """Speak `words` with a flite voice: 16 kHz audio plus word and phone timing (phones
     named `arpa:<phone>`, pauses `_`). DataError when flite's words cannot be timed."""
-    if not words:
-        raise DataError("cannot synthesise an empty utterance; give at least one word")
-    said = [w.word.lower() + ("," if w.say.endswith(",") else "") for w in words]
+    text = said_text(words)
     with tempfile.TemporaryDirectory() as scratch:
         wav = Path(scratch) / "speech.wav"
-        phones = _run(voice, " ".join(said), wav)
+        phones = _run(voice, text, wav)
         audio = read_wav_16k(wav)
     counts = _word_counts(voice, [w.word.lower() for w in words])
     spoken = [p for p in phones if p[0] != PAUSE]
     if len(counts) != len(words) or sum(counts) != len(spoken):
         raise DataError(f"flite -voice {voice.name}: {len(spoken)} phones in the sentence but "
                         f"{sum(counts)} in its {len(words)} words said alone")
-    owner = [k for k, n in enumerate(counts) for _ in range(n)]
-    segments, start, k = [], 0.0, 0
-    for name, end in phones:
-        if name == PAUSE:
-            segments.append(PhonemeSegment("_", start, end, None))
-        else:
-            segments.append(PhonemeSegment(PHONE_PREFIX + name, start, end, owner[k]))
-            k += 1
-        start = end
-    spans = []
-    for index, word in enumerate(words):
-        own = [s for s in segments if s.word == index]
-        spans.append(WordSpan(word.word, own[0].start, own[-1].end))
-    return Speech(audio=audio, words=tuple(spans), phonemes=tuple(segments))
+    owners = iter(k for k, n in enumerate(counts) for _ in range(n))
+    timed = [(name, end, None if name == PAUSE else next(owners)) for name, end in phones]
+    return timed_speech(words, audio, timed, f"flite -voice {voice.name}")
