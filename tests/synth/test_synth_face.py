@@ -144,3 +144,50 @@ def test_rendering_is_deterministic_and_alive() -> None:
 def test_identities_differ(feminine: bool) -> None:
     faces = [random_identity(np.random.default_rng(s), feminine) for s in range(10)]
     assert len({f.skin for f in faces}) >= 8 and len({f.background for f in faces}) == 10
+
+
+def test_varied_appearance_keeps_the_standard_face_and_changes_lips_pose_and_light() -> None:
+    """`--appearance varied` draws after the standard face, so a corpus's standard speakers
+    are unchanged, while the varied ones spread lips, pose, place and light (issue 10)."""
+    from avsync.data.synth.speakers import make_speaker
+
+    standard = [make_speaker(0, i) for i in range(24)]
+    varied = [make_speaker(0, i, appearance="varied") for i in range(24)]
+    assert [make_speaker(0, i, appearance="standard") for i in range(24)] == standard
+    assert all(v.voice == s.voice and v.face.skin == s.face.skin
+               for v, s in zip(varied, standard, strict=True))
+    faces = [v.face for v in varied]
+    assert max(abs(f.base_yaw) for f in faces) > 15 and max(abs(f.base_roll) for f in faces) > 6
+    assert min(f.style.jaw for f in faces) < 0.7 < 1.1 < max(f.style.jaw for f in faces)
+    assert any(f.harsh_light for f in faces) and not all(f.harsh_light for f in faces)
+    assert len({f.lip for f in faces}) == 24
+    rng = np.random.default_rng(1)
+    states = frame_states(rng, faces[0], 10)
+    assert abs(np.mean([s.yaw for s in states]) - faces[0].base_yaw) < 5
+    harsh = random_lighting(np.random.default_rng(2), 4, harsh=True)
+    assert harsh.cast != (1.0, 1.0, 1.0) and harsh.strength.min() > 0.2
+
+
+def test_varied_faces_are_found_and_their_lips_placed() -> None:
+    """The landmark tracker that cuts training and serving crops finds every varied face
+    (turned, off-centre, harshly lit) and puts the lips within 5 % of the face width."""
+    import cv2
+
+    from avsync.data.synth.face import render_states, true_face_width, true_lips_centre
+    from avsync.data.synth.speakers import make_speaker
+    from avsync.media.face_tracking import track_clip
+
+    errors = []
+    for index in range(6):
+        face = make_speaker(0, index, appearance="varied").face
+        rng = np.random.default_rng(index)
+        mouth = rng.uniform(0, 0.5, (4, 6))
+        states = frame_states(rng, face, 4)
+        frames = render_states(face, mouth, states, rng)
+        tracked = track_clip([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
+        for k, faces in enumerate(tracked):
+            assert len(faces) == 1, f"speaker {index} frame {k}: {len(faces)} faces"
+            true = true_lips_centre(face, states[k], mouth[k])
+            errors.append(np.hypot(*np.subtract(faces[0].lips, true))
+                          / true_face_width(face, states[k]))
+    assert max(errors) < 0.06 and float(np.median(errors)) < 0.03

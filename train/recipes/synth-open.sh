@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # synth-open: the open-vocabulary model, from nothing to an evaluated model directory:
-#   synth (english text; espeak, flite and festival voices; 110-240 words a minute; scenes)
+#   synth (english text; espeak, flite and festival voices; 110-240 words a minute; varied
+#   lips, head pose, place in the frame and harsh light; scenes)
 #   -> index -> tokenizer (unigram pieces, train split) -> word LM (train split)
 #   -> prepare (mean-face crops) -> fit (small.yaml: wrong lips, every noise kind)
 #   -> export (fp32 + int8 u8s7) + LM -> eval of the finals -> first-pass eval -> model card
@@ -32,6 +33,7 @@ TEST_SPEAKERS=${TEST_SPEAKERS:-12}
 SCENES=${SCENES:-24}               # multi-face scenes: ASD mAP, who said what
 ENGINES=${ENGINES:-espeak,flite,festival}
 RATE=${RATE:-110-240}              # words a minute, natural speech's range
+APPEARANCE=${APPEARANCE:-varied}   # lips, pose, place and light (avsync synth --help)
 SEED=${SEED:-0}
 WORKERS=${WORKERS:-2}
 VOCAB=${VOCAB:-512}                # sentencepiece unigram pieces: unseen words can be spelled
@@ -49,7 +51,8 @@ step "synth: $SPEAKERS speakers x $UTTS english clips ($ENGINES, $RATE wpm), $SC
 if [ ! -f "$DATA/corpus.json" ]; then  # resumes clip by clip
   "$AVSYNC" synth --out "$DATA" --speakers "$SPEAKERS" --utts-per-speaker "$UTTS" \
     --val-speakers "$VAL_SPEAKERS" --test-speakers "$TEST_SPEAKERS" --text english \
-    --engines "$ENGINES" --rate-wpm "$RATE" --scenes "$SCENES" --seed "$SEED" \
+    --engines "$ENGINES" --rate-wpm "$RATE" --appearance "$APPEARANCE" --scenes "$SCENES" \
+    --seed "$SEED" \
     --workers "$WORKERS" --quiet
 fi
 

@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-wpm", type=_rate, default=None, metavar="SLOW-FAST",
                         help="speaking rates in words a minute (default 140-195; natural "
                              "speech spans about 110-240)")
+    parser.add_argument("--appearance", choices=("standard", "varied"), default="standard",
+                        help="standard: frontal, centred faces in soft light (default); varied: "
+                             "any lip tint, thickness, width and articulation strength, a "
+                             "habitual head pose (yaw +-28, pitch and roll +-12 degrees), place "
+                             "and size in the frame, harsh side light, cast shadows and colour "
+                             "casts: what held-out real speakers differ by")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -85,6 +91,7 @@ def main(argv: list[str]) -> int:
                          val_speakers=args.val_speakers, test_speakers=args.test_speakers,
                          seed=args.seed, workers=args.workers, scenes=args.scenes,
                          engines=tuple(e.strip() for e in args.engines.split(",") if e.strip()),
+                         appearance=args.appearance,
                          **({"rate_wpm": args.rate_wpm} if args.rate_wpm else {}))
     summary = generate_corpus(config, progress=not args.quiet)
     print(f"avsync synth: {summary.line()}")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from avsync.data.annotations import write_annotation
 from avsync.data.synth.clips import TEXT_SOURCES, make_clip
+from avsync.data.synth.face import APPEARANCES
 from avsync.data.synth.speakers import RATE_WPM, UTTERANCE, Speaker, make_speaker, rng_for
 from avsync.data.synth.workers import parallel_map
 from avsync.errors import ConfigError
@@ -51,6 +52,7 @@ class SynthConfig:
     crf: int = 18  # x264 quality of the written mp4s
     engines: tuple[str, ...] = ("espeak",)  # speakers take turns (avsync.data.synth.speakers)
     rate_wpm: tuple[int, int] = RATE_WPM  # speaking rates drawn from this range
+    appearance: str = "standard"  # standard | varied (lips, pose, place, light: face.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
@@ -66,6 +68,9 @@ class SynthConfig:
         if val < 0 or test < 0 or val + test > self.speakers:
             raise ConfigError(f"val_speakers={val} + test_speakers={test} must be >= 0 and at most "
                               f"speakers={self.speakers}")
+        if self.appearance not in APPEARANCES:
+            raise ConfigError(f"appearance={self.appearance!r}: choose one of "
+                              f"{', '.join(APPEARANCES)}")
         if not 0 < self.rate_wpm[0] <= self.rate_wpm[1]:
             raise ConfigError(f"rate_wpm={self.rate_wpm}: need 0 < slowest <= fastest")
         if not 0 <= self.silence[0] <= self.silence[1]:
@@ -185,8 +190,8 @@ def generate_corpus(config: SynthConfig, progress: bool = True) -> CorpusSummary
     """Write the corpus described by `config` (see the module docstring for the layout)."""
     started = time.perf_counter()
     config.out.mkdir(parents=True, exist_ok=True)
-    speakers = [make_speaker(config.seed, i, engines=config.engines, rate_wpm=config.rate_wpm)
-                for i in range(config.speakers)]
+    speakers = [make_speaker(config.seed, i, engines=config.engines, rate_wpm=config.rate_wpm,
+                             appearance=config.appearance) for i in range(config.speakers)]
     tasks = [_Task(config, i, s, u) for i, s in enumerate(speakers)
              for u in range(1, config.utts_per_speaker + 1)]
     results = dict(parallel_map(_make_one, tasks, config.workers, progress, "clip"))
@@ -199,7 +204,8 @@ def generate_corpus(config: SynthConfig, progress: bool = True) -> CorpusSummary
         from avsync.data.synth.scenes import generate_scenes
 
         scenes, scene_seconds = generate_scenes(config.seed, config.scenes, config.out,
-                                                config.text, config.workers, progress)
+                                                config.text, config.workers, progress,
+                                                config.appearance)
     return CorpusSummary(out=config.out, clips=len(results), seconds=seconds, elapsed=elapsed,
                          split_clips=counts, scenes=scenes, scene_seconds=scene_seconds,
                          scene_elapsed=time.perf_counter() - started - elapsed)

@@ -14,7 +14,7 @@ that crop. Coordinates below are in a 160×160 canonical frame.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import cv2
@@ -79,6 +79,16 @@ class FaceIdentity:
     blink_rate: float  # blinks per second
     motion: float  # head-motion amplitude scale, about 1
     style: ArticulationStyle
+    # the `varied` appearance (`vary_identity`): this speaker's habitual head pose towards the
+    # camera, place and size in the frame, and harsher lighting; the defaults are the frontal,
+    # centred, evenly lit face of the `standard` appearance
+    base_yaw: float = 0.0  # degrees, as FrameState.yaw
+    base_pitch: float = 0.0
+    base_roll: float = 0.0
+    offset_x: float = 0.0  # pixels
+    offset_y: float = 0.0
+    size: float = 1.0  # head scale
+    harsh_light: bool = False  # side light, cast shadows and colour casts (`random_lighting`)
 
     def to_json(self) -> dict:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "style"}
@@ -134,6 +144,34 @@ def random_identity(rng: np.random.Generator, feminine: bool) -> FaceIdentity:
                                 round=float(rng.uniform(0.8, 1.2))))
 
 
+APPEARANCES: tuple[str, ...] = ("standard", "varied")
+LIP_TINTS: tuple[Colour, ...] = ((120, 50, 50), (150, 40, 55), (175, 85, 95), (95, 52, 42),
+                                 (175, 20, 45), (135, 70, 105))
+
+
+def vary_identity(rng: np.random.Generator, identity: FaceIdentity) -> FaceIdentity:
+    """The `varied` appearance of a face: what held-out real speakers differ by.
+
+    Why: lip readers trained on one lip look, one frontal pose and soft light double their
+    error when any of these changes (issue 10). Lips get any tint from pale to lipstick at any
+    contrast with the skin, 0.6-1.5x the thickness, a wider range of widths and articulation
+    strength down to half (mumblers); the head a habitual yaw/pitch/roll towards the camera,
+    a place and size in the frame; the light may be harsh (`random_lighting`). Drawn after
+    everything `random_identity` draws, so the standard face of a speaker is unchanged."""
+    tint = LIP_TINTS[int(rng.integers(len(LIP_TINTS)))]
+    style = ArticulationStyle(jaw=float(rng.uniform(0.5, 1.3)), width=float(rng.uniform(0.6, 1.3)),
+                              round=float(rng.uniform(0.6, 1.3)))
+    return replace(
+        identity, lip=_mix(identity.skin, tint, float(rng.uniform(0.15, 0.75))),
+        upper_lip=identity.upper_lip * float(rng.uniform(0.6, 1.5)),
+        lower_lip=identity.lower_lip * float(rng.uniform(0.6, 1.5)),
+        mouth_width=float(rng.uniform(35, 51)), style=style,
+        base_yaw=float(rng.uniform(-28, 28)), base_pitch=float(rng.uniform(-12, 12)),
+        base_roll=float(rng.uniform(-12, 12)), offset_x=float(rng.uniform(-10, 10)),
+        offset_y=float(rng.uniform(-8, 6)), size=float(rng.uniform(0.85, 1.12)),
+        harsh_light=bool(rng.random() < 0.6))
+
+
 @dataclass(frozen=True)
 class FrameState:
     """What changes from frame to frame besides the mouth."""
@@ -162,8 +200,15 @@ def frame_states(rng: np.random.Generator, identity: FaceIdentity, n_frames: int
     gy = 0.6 * smooth_noise(rng, n_frames, 0.6)
     brow = 1.0 * np.clip(smooth_noise(rng, n_frames, 0.5), 0, None)
     blink = _blinks(rng, n_frames, identity.blink_rate)
-    return [FrameState(*map(float, v)) for v in zip(dx, dy, angle, scale, blink, gx, gy, brow,
-                                                    strict=True)]
+    yaw, pitch = np.zeros(n_frames), np.zeros(n_frames)
+    if identity != replace(identity, base_yaw=0.0, base_pitch=0.0, base_roll=0.0, offset_x=0.0,
+                           offset_y=0.0, size=1.0):  # a varied face: turns and nods about its pose
+        yaw = identity.base_yaw + 4.0 * m * smooth_noise(rng, n_frames, 0.3)
+        pitch = identity.base_pitch + 2.5 * m * smooth_noise(rng, n_frames, 0.3)
+        dx, dy = dx + identity.offset_x, dy + identity.offset_y
+        angle, scale = angle + identity.base_roll, scale * identity.size
+    return [FrameState(*map(float, v[:8]), yaw=float(v[8]), pitch=float(v[9]))
+            for v in zip(dx, dy, angle, scale, blink, gx, gy, brow, yaw, pitch, strict=True)]
 
 
 def _blinks(rng: np.random.Generator, n_frames: int, rate: float) -> np.ndarray:
@@ -533,15 +578,32 @@ def render_face(background: np.ndarray, identity: FaceIdentity, state: FrameStat
 
 @dataclass(frozen=True)
 class Lighting:
-    """Per-frame global gain and a linear gradient (direction, strength), plus sensor noise."""
+    """Per-frame global gain and a linear gradient (direction, strength), plus sensor noise;
+    harsh light adds a colour cast and a soft-edged cast shadow over part of the frame."""
 
     gain: np.ndarray  # (T,)
     angle: np.ndarray  # (T,) radians
     strength: np.ndarray  # (T,)
     noise: float  # Gaussian sigma in grey levels
+    cast: tuple[float, float, float] = (1.0, 1.0, 1.0)  # per-channel (R, G, B) gain
+    shadow: float = 0.0  # darkening inside the shadow, 0 none … 1 black
+    shadow_angle: float = 0.0  # radians: the direction the shadow's edge faces
+    shadow_edge: float = 0.0  # where the edge lies along that direction, frame units from centre
 
 
-def random_lighting(rng: np.random.Generator, n_frames: int) -> Lighting:
+def random_lighting(rng: np.random.Generator, n_frames: int, harsh: bool = False) -> Lighting:
+    """Soft light from any side; `harsh`: strong side light, often a cast shadow, and the
+    colour casts of tungsten, daylight or fluorescent tubes (the `varied` appearance)."""
+    if harsh:
+        side = float(rng.choice([0.0, np.pi])) + float(rng.normal(0, 0.35))
+        cast = tuple(float(c) for c in np.clip(1 + rng.normal(0, 0.08, 3), 0.8, 1.2))
+        return Lighting(gain=1.0 + float(rng.uniform(-0.25, 0.15)) + 0.05 * smooth_noise(rng, n_frames, 0.2),
+                        angle=side + 0.2 * smooth_noise(rng, n_frames, 0.1),
+                        strength=float(rng.uniform(0.25, 0.55)) + 0.03 * smooth_noise(rng, n_frames, 0.2),
+                        noise=float(rng.uniform(1.0, 5.0)), cast=cast,  # type: ignore[arg-type]
+                        shadow=float(rng.uniform(0.2, 0.55)) if rng.random() < 0.6 else 0.0,
+                        shadow_angle=float(rng.uniform(0, 2 * np.pi)),
+                        shadow_edge=float(rng.uniform(0.05, 0.35)))
     return Lighting(gain=1.0 + float(rng.uniform(-0.1, 0.1)) + 0.05 * smooth_noise(rng, n_frames, 0.2),
                     angle=float(rng.uniform(0, 2 * np.pi)) + 0.3 * smooth_noise(rng, n_frames, 0.1),
                     strength=float(rng.uniform(0.05, 0.25)) + 0.03 * smooth_noise(rng, n_frames, 0.2),
@@ -568,7 +630,13 @@ def apply_lighting(frames: np.ndarray, lighting: Lighting, rng: np.random.Genera
         * (np.cos(angle) * _XX + np.sin(angle) * _YY))
     # luma noise (what survives 4:2:0 chroma subsampling), the same on the three channels
     noise = rng.standard_normal(frames.shape[:3], dtype=np.float32) * np.float32(lighting.noise)
+    if lighting.shadow:  # a soft edge ~5 % of the frame wide
+        across = np.cos(lighting.shadow_angle) * _XX + np.sin(lighting.shadow_angle) * _YY
+        inside = 1 / (1 + np.exp((lighting.shadow_edge - across) / 0.025))
+        field = field * (1 - lighting.shadow * inside).astype(np.float32)
     lit = frames * field[..., None]
+    if lighting.cast != (1.0, 1.0, 1.0):
+        lit *= np.asarray(lighting.cast, np.float32)
     lit += noise[..., None]
     np.clip(lit, 0, 255, out=lit)
     frames[...] = lit.astype(np.uint8)
@@ -601,7 +669,7 @@ def render_states(identity: FaceIdentity, mouth: np.ndarray, states: list[FrameS
     The truth of each frame: `true_lips_centre`, `true_face_width`, `true_mouth_box`."""
     n = len(mouth)
     background, shading = render_background(identity), render_shading(identity)
-    lighting = random_lighting(rng, n) if lighting is None else lighting
+    lighting = random_lighting(rng, n, identity.harsh_light) if lighting is None else lighting
     out = np.empty((n, CANVAS, CANVAS, 3), np.uint8)
     for k in range(n):
         out[k] = downsample(render_face(background, identity, states[k], mouth[k], shading))

@@ -93,12 +93,13 @@ def _plan_turns(rng: np.random.Generator, faces: list[Speaker], text: str,
     return turns, pieces, end, noise
 
 
-def make_scene(seed: int, index: int, text: str) -> Scene:
+def make_scene(seed: int, index: int, text: str, appearance: str = "standard") -> Scene:
     """Scene `index` of a corpus with `seed` (deterministic whatever else is generated)."""
     rng = rng_for(seed, SCENE, index)
     n_faces = int(rng.integers(2, MAX_FACES_PER_SCENE + 1))
     faces = [make_speaker(seed, index * MAX_FACES_PER_SCENE + f, namespace=SCENE,
-                          prefix=f"scene{index:05d}-") for f in range(n_faces)]
+                          prefix=f"scene{index:05d}-", appearance=appearance)
+             for f in range(n_faces)]
     lead = int(rng.uniform(0.3, 0.8) * SAMPLE_RATE)
     turns, pieces, end, noise = _plan_turns(rng, faces, text, lead)
     n_frames = -(-(end + int(rng.uniform(0.3, 0.8) * SAMPLE_RATE)) // SAMPLES_PER_STEP)
@@ -155,21 +156,21 @@ def write_scene(scene: Scene, mp4: Path) -> None:
     mp4.with_suffix(".json").write_text(json.dumps(scene_json(scene), indent=1) + "\n")
 
 
-def _write_scene(job: tuple[int, int, str, str]) -> tuple[str, float, list[str]]:
-    """Make and write one scene (runs in a worker). job: (seed, index, text source, out dir).
-    Returns (video id, seconds, its CSV rows)."""
-    seed, index, text, out = job
-    scene = make_scene(seed, index, text)
+def _write_scene(job: tuple[int, int, str, str, str]) -> tuple[str, float, list[str]]:
+    """Make and write one scene (runs in a worker). job: (seed, index, text source, out dir,
+    appearance). Returns (video id, seconds, its CSV rows)."""
+    seed, index, text, out, appearance = job
+    scene = make_scene(seed, index, text, appearance)
     write_scene(scene, Path(out) / f"{scene.video_id}.mp4")
     return scene.video_id, len(scene.audio) / SAMPLE_RATE, label_rows(scene)
 
 
 def generate_scenes(seed: int, count: int, out: Path, text: str = "mixed", workers: int = 1,
-                    progress: bool = True) -> tuple[int, float]:
+                    progress: bool = True, appearance: str = "standard") -> tuple[int, float]:
     """Write `count` scenes and their labels under `out/scenes`. Returns (scenes, seconds)."""
     directory = Path(out) / SCENE_DIR
     directory.mkdir(parents=True, exist_ok=True)
-    jobs = [(seed, i, text, str(directory)) for i in range(count)]
+    jobs = [(seed, i, text, str(directory), appearance) for i in range(count)]
     results = sorted(parallel_map(_write_scene, jobs, workers, progress, "scene"))
     rows = [row for _, _, scene_rows in results for row in scene_rows]
     (directory / LABELS_FILE).write_text("".join(f"{row}\n" for row in rows))

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from avsync.data.synth.espeak import Voice, english_voices
-from avsync.data.synth.face import FaceIdentity, random_identity
+from avsync.data.synth.face import APPEARANCES, FaceIdentity, random_identity, vary_identity
 from avsync.data.synth.festival import FESTIVAL_VOICES, FestivalVoice
 from avsync.data.synth.flite import FLITE_VOICES, FliteVoice
 from avsync.errors import ConfigError
@@ -56,15 +56,18 @@ def _voice_pairs(seed: int) -> list[tuple[tuple[str, str], str]]:
 
 def make_speaker(seed: int, index: int, namespace: int = SPEAKER, prefix: str = "spk",
                  engines: tuple[str, ...] = ("espeak",),
-                 rate_wpm: tuple[int, int] = RATE_WPM) -> Speaker:
+                 rate_wpm: tuple[int, int] = RATE_WPM, appearance: str = "standard") -> Speaker:
     """Speaker `index` of a corpus with `seed` (other namespaces give other people).
 
     engines: the synthesis engines speakers take turns with (speaker k gets engines[k % n]);
-    rate_wpm: the range speaking rates are drawn from. The defaults give today's espeak
+    rate_wpm: the range speaking rates are drawn from; appearance: `standard` (frontal, centred,
+    soft light) or `varied` (`face.vary_identity`). The defaults give today's espeak
     speakers, unchanged."""
     unknown = set(engines) - set(ENGINES)
     if not engines or unknown:
         raise ConfigError(f"engines {engines}: choose from {', '.join(ENGINES)}")
+    if appearance not in APPEARANCES:
+        raise ConfigError(f"appearance {appearance!r}: choose from {', '.join(APPEARANCES)}")
     pairs = _voice_pairs(seed + namespace - SPEAKER)
     (language, voice_file), variant = pairs[index % len(pairs)]
     rng = rng_for(seed, namespace, index)
@@ -86,4 +89,6 @@ def make_speaker(seed: int, index: int, namespace: int = SPEAKER, prefix: str = 
                       pitch=pitch, pitch_range=pitch_range)
         feminine = variant.startswith("f")
     face = random_identity(rng, feminine=feminine)
+    if appearance == "varied":
+        face = vary_identity(rng, face)
     return Speaker(id=f"{prefix}{index:04d}", voice=voice, face=face)
