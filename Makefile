@@ -41,7 +41,11 @@ demo: setup
 
 lint: setup
 	$(VENV)/bin/ruff check avsync train export serve tests bench
-	$(VENV)/bin/mypy avsync train export serve
+	@# mypy sees the installed layout (train/, export/, serve/ as avsync.train, ...): a tree of links
+	rm -rf .cache/typecheck && mkdir -p .cache/typecheck/avsync
+	for e in avsync/*.py avsync/py.typed avsync/data avsync/media avsync/models avsync/runtime \
+	    avsync/text train export serve; do ln -s "$(CURDIR)/$$e" .cache/typecheck/avsync/; done
+	$(VENV)/bin/mypy .cache/typecheck/avsync
 
 bench: setup
 	$(PY) bench/data.py

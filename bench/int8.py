@@ -26,13 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from avsync.export.clips import cache_clips
+from avsync.export.requantize import RequantizeOptions, log_prob_diffs, requantize, wer_change
 from record import write_result  # bench/record.py
 
 from avsync.runtime.loader import load_model
 from avsync.runtime.model import Model
 from avsync.runtime.precision import Int8Scheme
-from export.clips import cache_clips
-from export.requantize import RequantizeOptions, log_prob_diffs, requantize, wer_change
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parents[1]

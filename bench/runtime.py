@@ -36,6 +36,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import torch
+from avsync.export.checkpoint import load_checkpoint, save_plain
+from avsync.export.clips import cache_clips
+from avsync.export.exporter import ExportOptions, export_model
+from avsync.export.requantize import wer_change
 from record import write_result  # bench/record.py
 
 from avsync.models.config import load_config
@@ -43,10 +47,6 @@ from avsync.models.model import AVSyncModel
 from avsync.runtime import ChunkRequest, Model, StreamState, load_model
 from avsync.runtime.model_card import read_card
 from avsync.text.tokenizer import Tokenizer
-from export.checkpoint import load_checkpoint, save_plain
-from export.clips import cache_clips
-from export.exporter import ExportOptions, export_model
-from export.requantize import wer_change
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # CPU time of the calling thread: onnxruntime (1 intra-op thread) and torch (1 thread) compute

@@ -25,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from avsync.train.eval_data import load_clips  # noqa: E402
 from record import write_result  # noqa: E402  (bench/record.py)
 
 from avsync.data.cache import PreparedCache  # noqa: E402
@@ -32,7 +33,6 @@ from avsync.runtime import RecognizerConfig, load_model  # noqa: E402
 from avsync.runtime.model import Model  # noqa: E402
 from avsync.runtime.offline import ClipInput, run_clips, transcribe_clips, transcript  # noqa: E402
 from avsync.text.metrics import wer  # noqa: E402
-from train.eval_data import load_clips  # noqa: E402
 
 
 def thread_ms(work) -> float:

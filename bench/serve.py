@@ -40,14 +40,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from avsync.serve.client import StreamOptions, stream_media  # noqa: E402
+from avsync.serve.protocol import STREAM_PATH, Done, Error, Task  # noqa: E402
 from record import write_result  # noqa: E402  (bench/record.py)
-
-from serve.client import StreamOptions, stream_media  # noqa: E402
-from serve.protocol import STREAM_PATH, Done, Error, Task  # noqa: E402
 
 P95_LIMIT_MS = 300.0
 RESULTS = ROOT / "bench" / "results" / "serve.json"
-SERVE = "import sys; from serve.cli import main; sys.exit(main(sys.argv[1:]))"
+SERVE = "import sys; from avsync.serve.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 @dataclass(frozen=True)

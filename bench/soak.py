@@ -40,11 +40,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from record import write_result  # noqa: E402  (bench/record.py)
-from websockets.asyncio.client import connect  # noqa: E402
-
-from serve.client import StreamOptions, media_messages, stream_media  # noqa: E402
-from serve.protocol import (  # noqa: E402
+from avsync.serve.client import StreamOptions, media_messages, stream_media  # noqa: E402
+from avsync.serve.protocol import (  # noqa: E402
     STREAM_PATH,
     AudioSpec,
     BinaryKind,
@@ -64,6 +61,8 @@ from serve.protocol import (  # noqa: E402
     pack_face_boxes,
     pack_media,
 )
+from record import write_result  # noqa: E402  (bench/record.py)
+from websockets.asyncio.client import connect  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "soak.json"
 P95_LIMIT_MS = 300.0

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from avsync.export.clips import LabelledClip
+from avsync.export.parity import torch_outputs
 
 from avsync.models.model import AVSyncModel
 from avsync.runtime.model_card import AsdCalibration
-from export.clips import LabelledClip
-from export.parity import torch_outputs
 
 
 def fit_platt(logits: np.ndarray, labels: np.ndarray, iterations: int = 50) -> tuple[float, float]:

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.add_lm:
         if not args.lm:
             parser.error("--add-lm needs --lm FILE.arpa.gz")
-        from export.lm import attach_lm
+        from avsync.export.lm import attach_lm
 
         card = attach_lm(args.add_lm, args.lm, args.lm_weight, args.lm_word_bonus)
         print(json.dumps({"out": str(args.add_lm), "lm": card.lm}, indent=2))
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         return _requantize(args)
     if not args.checkpoint or not args.out:
         parser.error("give a checkpoint and --out DIR (or --requantize MODEL_DIR)")
-    from export.exporter import ExportOptions, export_model
+    from avsync.export.exporter import ExportOptions, export_model
 
     card = export_model(ExportOptions(
         checkpoint=args.checkpoint, out=args.out, int8=args.int8,
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _requantize(args: argparse.Namespace) -> int:
-    from export.requantize import RequantizeOptions, requantize
+    from avsync.export.requantize import RequantizeOptions, requantize
 
     card = requantize(RequantizeOptions(
         model_dir=args.requantize, scheme=Int8Scheme(args.int8_scheme), data=args.data,

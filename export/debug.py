@@ -12,13 +12,13 @@ import tempfile
 from pathlib import Path
 
 import torch
+from avsync.export.checkpoint import save_plain
+from avsync.export.exporter import ExportOptions, export_model
 
 from avsync.models.config import load_config
 from avsync.models.model import AVSyncModel
 from avsync.runtime.model_card import ModelCard
 from avsync.text.tokenizer import Tokenizer
-from export.checkpoint import save_plain
-from export.exporter import ExportOptions, export_model
 
 SENTENCES: tuple[str, ...] = (
     "bin blue at f two now", "place red by g nine again", "set white with p four please",

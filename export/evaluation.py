@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from avsync.export.clips import LabelledClip
+
 from avsync.runtime.model import Model
 from avsync.runtime.offline import transcribe_clip, transcript
 from avsync.runtime.recognizer import RecognizerConfig
 from avsync.text.metrics import cer, wer
-from export.clips import LabelledClip
 
 
 def runtime_transcripts(model: Model, clips: Sequence[LabelledClip], audio: bool = True,
@@ -43,7 +44,7 @@ def wer_table(model: Model, clips: Sequence[LabelledClip]) -> dict[str, dict[str
 def wer_increase(fp32: dict, int8: dict, max_increase: float) -> dict[str, float]:
     """int8's WER minus fp32's per modality (points, of two `wer_table`s); QuantizationError
     when one exceeds `max_increase` (nothing is then written)."""
-    from export.quantize import QuantizationError
+    from avsync.export.quantize import QuantizationError
 
     increase = {m: round(int8[m]["wer"] - fp32[m]["wer"], 2) for m in int8}
     worst = max(increase, key=lambda m: increase[m])

@@ -20,6 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from avsync.export.calibration import calibrate_asd
+from avsync.export.checkpoint import LoadedCheckpoint, load_checkpoint
+from avsync.export.clips import LabelledClip, cache_clips, toy_clips
+from avsync.export.evaluation import wer_increase, wer_table
+from avsync.export.onnx_export import OPSET, build_card, export_graphs, stamp_metadata
+from avsync.export.parity import TOLERANCE, check_parity, require_parity
+from avsync.export.quantize import quantize_graphs
 
 from avsync import __version__
 from avsync.errors import ConfigError
@@ -27,13 +34,6 @@ from avsync.runtime.cpu import cpu_info
 from avsync.runtime.loader import load_model
 from avsync.runtime.model_card import GRAPHS, AsdCalibration, ModelCard, write_card
 from avsync.runtime.precision import DEFAULT_INT8_SCHEME, Int8Scheme
-from export.calibration import calibrate_asd
-from export.checkpoint import LoadedCheckpoint, load_checkpoint
-from export.clips import LabelledClip, cache_clips, toy_clips
-from export.evaluation import wer_increase, wer_table
-from export.onnx_export import OPSET, build_card, export_graphs, stamp_metadata
-from export.parity import TOLERANCE, check_parity, require_parity
-from export.quantize import quantize_graphs
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ LM_FILE = "lm.arpa.gz"
 def attach_lm(model_dir: Path, lm_path: Path, weight: float = 0.5, word_bonus: float = 1.0,
               trained_on: str = "") -> ModelCard:
     """Copy `lm_path` into `model_dir` and name it in the card; -> the new card."""
-    from export.exporter import write_card_everywhere  # torch: only for the export layer
+    from avsync.export.exporter import write_card_everywhere  # torch: only for the export layer
 
     if not lm_path.name.endswith(".arpa.gz"):
         raise ConfigError(f"{lm_path}: expected a gzipped ARPA file (*.arpa.gz) from "

@@ -15,13 +15,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from avsync.export.clips import LabelledClip
 
 from avsync.errors import AvsyncError
 from avsync.models.model import AVSyncModel
 from avsync.runtime.ctc import greedy, prefix_beam_search
 from avsync.runtime.model import Model
 from avsync.runtime.offline import ClipOutputs, run_clips
-from export.clips import LabelledClip
 
 TOLERANCE: float = 1e-3
 MODALITIES: dict[str, tuple[bool, bool]] = {"av": (True, True), "audio": (True, False),

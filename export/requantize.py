@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from avsync.export.clips import LabelledClip, cache_clips
+from avsync.export.evaluation import MODES, wer_increase, wer_table
+from avsync.export.quantize import quantize_graphs
 
 from avsync.errors import ConfigError
 from avsync.runtime.cpu import cpu_info
@@ -27,9 +30,6 @@ from avsync.runtime.model import Model
 from avsync.runtime.model_card import ModelCard, read_card
 from avsync.runtime.offline import run_clips
 from avsync.runtime.precision import DEFAULT_INT8_SCHEME, Int8Scheme
-from export.clips import LabelledClip, cache_clips
-from export.evaluation import MODES, wer_increase, wer_table
-from export.quantize import quantize_graphs
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def requantize(options: RequantizeOptions) -> ModelCard:
 
 def _quantize_and_measure(staging: Path, card: ModelCard, options: RequantizeOptions
                           ) -> ModelCard:
-    from export.exporter import write_card_everywhere  # torch: only for the export layer
+    from avsync.export.exporter import write_card_everywhere  # torch: only for the export layer
 
     quantize_graphs(staging, options.scheme)
     graphs = {name: {**entry, "int8_file": name + ".int8.onnx",

@@ -7,9 +7,9 @@ Resampling to 16 kHz happens after this, in `avsync.media.resample.StreamingResa
 from __future__ import annotations
 
 import numpy as np
+from avsync.serve.protocol import AudioEncoding, AudioSpec, ErrorCode
 
 from avsync.errors import ProtocolError
-from serve.protocol import AudioEncoding, AudioSpec, ErrorCode
 
 
 def pcm_to_float(payload: bytes | memoryview, spec: AudioSpec) -> tuple[np.ndarray, int]:

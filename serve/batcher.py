@@ -14,8 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from serve.engine import ChunkInput, ChunkOutput, Engine
-from serve.metrics import Metrics
+from avsync.serve.engine import ChunkInput, ChunkOutput, Engine
+from avsync.serve.metrics import Metrics
 
 R = TypeVar("R")
 _Item = tuple[Any, ChunkInput, "asyncio.Future[ChunkOutput]"]

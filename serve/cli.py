@@ -16,11 +16,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from avsync.serve.config import ServerConfig
+
 from avsync.runtime.precision import add_precision_argument
-from serve.config import ServerConfig
 
 if TYPE_CHECKING:
-    from serve.runtime_engine import RuntimeEngineConfig
+    from avsync.serve.runtime_engine import RuntimeEngineConfig
 
 
 class JsonFormatter(logging.Formatter):
@@ -123,8 +124,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 
 def engine_config_from_args(args: argparse.Namespace) -> RuntimeEngineConfig:
+    from avsync.serve.runtime_engine import RuntimeEngineConfig
+
     from avsync.runtime import EndpointConfig, RecognizerConfig
-    from serve.runtime_engine import RuntimeEngineConfig
 
     given = {"trailing_blank_ms": args.trailing_blank_ms, "max_segment_ms": args.max_segment_ms}
     endpoint = EndpointConfig(**{k: v for k, v in given.items() if v is not None})
@@ -136,8 +138,8 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
     configure_logging(args.log_level)
-    from serve.engine import load_engine
-    from serve.server import run_server
+    from avsync.serve.engine import load_engine
+    from avsync.serve.server import run_server
 
     engine = load_engine(args.model, threads=args.onnx_threads, precision=args.precision,
                          config=engine_config_from_args(args))

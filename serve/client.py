@@ -27,12 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
-
-from avsync.errors import AvsyncError, MediaError
-from avsync.timebase import SAMPLES_PER_STEP, STEP_MS
-from serve.protocol import (
+from avsync.serve.protocol import (
     HEADER_BYTES,
     AudioEncoding,
     AudioSpec,
@@ -54,6 +49,11 @@ from serve.protocol import (
     encode,
     pack_media,
 )
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from avsync.errors import AvsyncError, MediaError
+from avsync.timebase import SAMPLES_PER_STEP, STEP_MS
 
 SEND_SHORT_SIDE: int = 480  # lines: what the server's face detection and mouth crops need
 JPEG_QUALITIES: tuple[int, ...] = (90, 70, 50, 30)  # tried in turn until a frame fits

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from serve.protocol import BinaryKind
+from avsync.serve.protocol import BinaryKind
 
 STEP_US: int = 40_000
 _PLACED = (BinaryKind.AUDIO, BinaryKind.VIDEO)

@@ -24,11 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from avsync.errors import AvsyncError, ConfigError
-from avsync.text.metrics import wer
-from avsync.timebase import SAMPLE_RATE
-from serve.protocol import (
+from avsync.serve.protocol import (
     STREAM_PATH,
     Done,
     Error,
@@ -42,8 +38,12 @@ from serve.protocol import (
     VideoEncoding,
 )
 
+from avsync.errors import AvsyncError, ConfigError
+from avsync.text.metrics import wer
+from avsync.timebase import SAMPLE_RATE
+
 if TYPE_CHECKING:
-    from serve.client import Received
+    from avsync.serve.client import Received
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "models" / "avsync-tiny-grid"
@@ -193,12 +193,13 @@ def speaker_per_turn(reference: Reference, transcript: Transcript, console: Live
 
 async def run_demo(model_dir: Path, sample: Path, fast: bool, faces: FaceMode,
                    out=None) -> tuple[Transcript, Reference, LiveConsole, np.ndarray]:
+    from avsync.serve.client import StreamOptions, stream_media
+    from avsync.serve.config import ServerConfig
+    from avsync.serve.runtime_engine import RuntimeEngine
+    from avsync.serve.server import AvsyncServer
+
     from avsync.media.decode import decode_media
     from avsync.runtime import load_model
-    from serve.client import StreamOptions, stream_media
-    from serve.config import ServerConfig
-    from serve.runtime_engine import RuntimeEngine
-    from serve.server import AvsyncServer
 
     reference = Reference.load(sample.with_suffix(".json"))
     clip = decode_media(sample, gray=True)
@@ -326,7 +327,7 @@ def report(transcript: Transcript, reference: Reference, console: LiveConsole,
           f"{len(reference.turns)} turns; words attributed to the right face {said}/{words}; "
           f"{len(transcript.syncs)} sync estimates"
           + (f", last offset {transcript.syncs[-1].offset_ms:+d} ms" if transcript.syncs else ""))
-    from serve.demo_plot import plot_timeline
+    from avsync.serve.demo_plot import plot_timeline
 
     plot_timeline(out, audio, reference, transcript, console.face_of)
     print(f"timeline: {out}")

@@ -16,7 +16,7 @@ import numpy as np
 from avsync.timebase import SAMPLE_RATE
 
 if TYPE_CHECKING:
-    from serve.demo import Reference, Transcript
+    from avsync.serve.demo import Reference, Transcript
 
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
 

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-
-from serve.protocol import Task, Word
+from avsync.serve.protocol import Task, Word
 
 if TYPE_CHECKING:
-    from serve.runtime_engine import RuntimeEngineConfig
+    from avsync.serve.runtime_engine import RuntimeEngineConfig
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ def load_engine(model_dir: str | Path, threads: int = 1, precision: str = "fp32"
     config: recogniser, sync and ASD settings (defaults: the runtime's). ModelLoadError names
     the file and why when the directory cannot be served.
     """
-    from serve.runtime_engine import RuntimeEngine
+    from avsync.serve.runtime_engine import RuntimeEngine
 
     return RuntimeEngine.load(Path(model_dir), threads=threads, precision=precision,
                               config=config)

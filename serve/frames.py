@@ -11,10 +11,10 @@ import importlib.util
 
 import av
 import numpy as np
+from avsync.serve.protocol import FaceMode, VideoEncoding, VideoSpec
 
 from avsync.errors import MediaError
 from avsync.media.roi import FACE_BOX, Box, Face, check_convention, whole_frame_face
-from serve.protocol import FaceMode, VideoEncoding, VideoSpec
 
 WHOLE_FRAME_TRACK: int = 0
 

@@ -26,22 +26,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from avsync.errors import MediaError, ProtocolError
-from avsync.media.resample import StreamingResampler
-from avsync.media.roi import FACE_BOX, Box, crop_face
-from avsync.timebase import FPS, SAMPLE_RATE, SAMPLES_PER_STEP, STEP_MS
-from serve.audio_input import invalid_samples_error, pcm_to_float
-from serve.config import ServerConfig
-from serve.engine import ChunkInput
-from serve.frames import FaceFinder, decode_frame
-from serve.protocol import (
+from avsync.serve.audio_input import invalid_samples_error, pcm_to_float
+from avsync.serve.config import ServerConfig
+from avsync.serve.engine import ChunkInput
+from avsync.serve.frames import FaceFinder, decode_frame
+from avsync.serve.protocol import (
     BinaryKind,
     ErrorCode,
     MediaHeader,
     Start,
     unpack_face_boxes,
 )
+
+from avsync.errors import MediaError, ProtocolError
+from avsync.media.resample import StreamingResampler
+from avsync.media.roi import FACE_BOX, Box, crop_face
+from avsync.timebase import FPS, SAMPLE_RATE, SAMPLES_PER_STEP, STEP_MS
 
 if TYPE_CHECKING:
     from avsync.media.container_stream import ContainerStreamDecoder, StreamOutput

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from avsync.errors import ProtocolError
-from serve.protocol import (
+from avsync.serve.protocol import (
     PROTOCOL_VERSION,
     AudioEncoding,
     AudioSpec,
@@ -36,6 +35,8 @@ from serve.protocol import (
     VideoSpec,
     excerpt,
 )
+
+from avsync.errors import ProtocolError
 
 E = TypeVar("E", bound=StrEnum)
 _START_KEYS = {"type", "version", "audio", "video", "tasks"}

@@ -22,6 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from avsync.serve.engine import ChunkInput, ChunkOutput, EngineInfo, Segment, SyncEstimate
+from avsync.serve.protocol import Task, Word
+
 from avsync.errors import ConfigError, ModelLoadError
 from avsync.media import roi as media_roi
 from avsync.runtime import (
@@ -37,8 +40,6 @@ from avsync.runtime import (
     load_model,
 )
 from avsync.timebase import FPS, SAMPLE_RATE, SAMPLES_PER_STEP
-from serve.engine import ChunkInput, ChunkOutput, EngineInfo, Segment, SyncEstimate
-from serve.protocol import Task, Word
 
 
 @dataclass(frozen=True)

@@ -26,22 +26,32 @@ from http import HTTPStatus
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
+from avsync.serve.batcher import Batcher
+from avsync.serve.config import ServerConfig
+from avsync.serve.connection import BoundedConnection
+from avsync.serve.engine import Engine
+from avsync.serve.frames import detection_available, warm_up
+from avsync.serve.inbox import Inbox, InputEnded, Terminated
+from avsync.serve.media_input import Chunk, MediaInput
+from avsync.serve.metrics import Metrics
+from avsync.serve.protocol import STREAM_PATH, CloseCode, ErrorCode, MediaHeader, encode, excerpt
+from avsync.serve.session import (
+    Action,
+    Capabilities,
+    Close,
+    Feed,
+    Flush,
+    Open,
+    Phase,
+    Send,
+    Session,
+)
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from avsync import __version__
-from serve.batcher import Batcher
-from serve.config import ServerConfig
-from serve.connection import BoundedConnection
-from serve.engine import Engine
-from serve.frames import detection_available, warm_up
-from serve.inbox import Inbox, InputEnded, Terminated
-from serve.media_input import Chunk, MediaInput
-from serve.metrics import Metrics
-from serve.protocol import STREAM_PATH, CloseCode, ErrorCode, MediaHeader, encode, excerpt
-from serve.session import Action, Capabilities, Close, Feed, Flush, Open, Phase, Send, Session
 
 log = logging.getLogger("avsync.serve")
 _CLIENT_GONE = "client_gone"

@@ -14,14 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from avsync.errors import ProtocolError
-from avsync.timebase import STEP_MS
-from serve.clock import STEP_US, StreamClock
-from serve.config import ServerConfig
-from serve.engine import ChunkOutput, EngineInfo
-from serve.media_input import Chunk
-from serve.parse import parse_client_message
-from serve.protocol import (
+from avsync.serve.clock import STEP_US, StreamClock
+from avsync.serve.config import ServerConfig
+from avsync.serve.engine import ChunkOutput, EngineInfo
+from avsync.serve.media_input import Chunk
+from avsync.serve.parse import parse_client_message
+from avsync.serve.protocol import (
     FACE_BOX,
     MAX_ERROR_CHARS,
     BinaryKind,
@@ -45,6 +43,9 @@ from serve.protocol import (
     Task,
     unpack_media,
 )
+
+from avsync.errors import ProtocolError
+from avsync.timebase import STEP_MS
 
 
 class Phase(StrEnum):

@@ -12,7 +12,7 @@ from avsync.runtime import Model, load_model
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from export.debug import cached_debug_model  # torch: only when a test asks for it
+    from avsync.export.debug import cached_debug_model  # torch: only when a test asks for it
 
     return cached_debug_model(tmp_path_factory.getbasetemp())
 

@@ -30,6 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from avsync.train.callbacks import LastCheckpoint, RankAgreement
+from avsync.train.datamodule import AVDataModule
+from avsync.train.module import MONITOR, AVSyncLightning
+from avsync.train.optim import OptimConfig
 from jsonargparse import DefaultHelpFormatter
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -39,10 +43,6 @@ from avsync.errors import ConfigError
 from avsync.models.checkpoint import read_raw, section_of
 from avsync.models.config import ModelConfig
 from avsync.text.tokenizer import Tokenizer
-from train.callbacks import LastCheckpoint, RankAgreement
-from train.datamodule import AVDataModule
-from train.module import MONITOR, AVSyncLightning
-from train.optim import OptimConfig
 
 log = logging.getLogger(__name__)
 

@@ -22,13 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from avsync.data.cache import PreparedCache
-from avsync.errors import ConfigError
-from avsync.runtime.offline import ClipInput
-from avsync.timebase import FPS, SYNC_MAX_SHIFT
-from train.eval_backend import EvalBackend, open_backend
-from train.eval_data import (
+from avsync.train.eval_backend import EvalBackend, open_backend
+from avsync.train.eval_data import (
     EvalClip,
     babble_for,
     load_clips,
@@ -36,8 +31,13 @@ from train.eval_data import (
     mixtures,
     sync_windows,
 )
-from train.eval_metrics import average_precision, error_rates, sync_accuracy
-from train.eval_report import markdown, write_outputs
+from avsync.train.eval_metrics import average_precision, error_rates, sync_accuracy
+from avsync.train.eval_report import markdown, write_outputs
+
+from avsync.data.cache import PreparedCache
+from avsync.errors import ConfigError
+from avsync.runtime.offline import ClipInput
+from avsync.timebase import FPS, SYNC_MAX_SHIFT
 
 log = logging.getLogger(__name__)
 

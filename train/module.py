@@ -30,6 +30,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from avsync.train.optim import OptimConfig, build_optimizer
 
 from avsync.errors import ConfigError
 from avsync.models.checkpoint import CHECKPOINT_KEY, checkpoint_section, section_of
@@ -42,7 +43,6 @@ from avsync.models.objective import MODALITIES, Batch, ContrastiveGenerativeObje
 from avsync.text.metrics import utterance_errors
 from avsync.text.tokenizer import Tokenizer
 from avsync.timebase import SYNC_MAX_SHIFT
-from train.optim import OptimConfig, build_optimizer
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from export.debug import debug_checkpoint
+from avsync.export.debug import debug_checkpoint
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +17,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path) -> Path:
     """The CLI's export of the checkpoint, fp32 and int8, without data."""
-    from export.cli import main
+    from avsync.export.cli import main
 
     out = tmp_path_factory.mktemp("models") / "debug"
     assert main([str(checkpoint), "--out", str(out), "--int8"]) == 0

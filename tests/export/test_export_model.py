@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from avsync.export.checkpoint import load_checkpoint
+from avsync.export.exporter import ExportOptions, export_model
+from avsync.export.parity import ParityError
+from avsync.export.quantize import QuantizationError, integer_weight_range
 
 from avsync.errors import ConfigError, ModelLoadError
 from avsync.runtime import ClipInput, load_model, run_clips
 from avsync.runtime.cpu import cpu_info
 from avsync.runtime.model_card import GRAPHS, MODEL_JSON, card_from_metadata, read_card
-from export.checkpoint import load_checkpoint
-from export.exporter import ExportOptions, export_model
-from export.parity import ParityError
-from export.quantize import QuantizationError, integer_weight_range
 
 
 def test_export_writes_a_loadable_parity_checked_model(exported: Path) -> None:
@@ -144,9 +144,10 @@ def test_export_with_data_calibrates_and_measures(cache: Path, checkpoint: Path,
 
 def test_runtime_backend_full_utterance_equals_pytorch(exported: Path, checkpoint: Path) -> None:
     """chunk=None streams each clip as one chunk: the model's full-utterance mode."""
+    from avsync.export.clips import toy_clips
+    from avsync.export.parity import torch_outputs
+
     from avsync.runtime.evaluation import RuntimeBackend
-    from export.clips import toy_clips
-    from export.parity import torch_outputs
 
     model = load_checkpoint(checkpoint).model
     clips = toy_clips(model.config)
@@ -162,7 +163,7 @@ def test_runtime_backend_full_utterance_equals_pytorch(exported: Path, checkpoin
 
 def test_chunk_steps_override_is_checked_at_that_chunk(checkpoint: Path, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    from export.cli import main
+    from avsync.export.cli import main
 
     assert main([str(checkpoint), "--out", str(tmp_path / "c3"), "--chunk-steps", "3"]) == 0
     summary = json.loads(capsys.readouterr().out)

@@ -6,13 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from avsync.export.cli import main
+from avsync.export.quantize import QuantizationError, integer_weight_range
+from avsync.export.requantize import RequantizeOptions, requantize
 
 from avsync.runtime import load_model
 from avsync.runtime.model_card import GRAPHS, read_card
 from avsync.runtime.precision import Int8Scheme
-from export.cli import main
-from export.quantize import QuantizationError, integer_weight_range
-from export.requantize import RequantizeOptions, requantize
 
 
 def test_requantize_switches_scheme_and_records_the_cpu(exported: Path, tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ def test_fusion_prefers_words_the_text_says(arpa: Path) -> None:
 
 def test_a_model_directory_ships_and_checks_its_lm(arpa: Path, model_dir: Path,
                                                    tmp_path: Path) -> None:
-    from export.cli import main
+    from avsync.export.cli import main
 
     target = tmp_path / "model"
     shutil.copytree(model_dir, target)

@@ -60,7 +60,7 @@ def test_explicit_precision_is_obeyed_and_a_bad_one_refused(caplog) -> None:
 @pytest.fixture(scope="module")
 def fp32_only_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The debug model without its int8 graphs (as `avsync export` without --int8 writes it)."""
-    from export.exporter import write_card_everywhere
+    from avsync.export.exporter import write_card_everywhere
 
     out = tmp_path_factory.mktemp("fp32-only") / "model"
     shutil.copytree(model_dir, out)

@@ -9,10 +9,10 @@ trained model. Tests that need a model that actually transcribes are in test_def
 from __future__ import annotations
 
 import pytest
+from avsync.serve.runtime_engine import RuntimeEngine
 from serve_harness import SynthClip, synth_clip
 
 from avsync.runtime import Model
-from serve.runtime_engine import RuntimeEngine
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ class BlockTorch(importlib.abc.MetaPathFinder):
 
 def main() -> int:
     sys.meta_path.insert(0, BlockTorch())
-    from serve.cli import main as serve_main
+    from avsync.serve.cli import main as serve_main
 
     code = serve_main(sys.argv[1:])
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)

@@ -14,19 +14,19 @@ from typing import Any, TypeVar
 import av
 import numpy as np
 import pytest
+from avsync.serve.audio_input import pcm_to_float
+from avsync.serve.client import StreamOptions, pcm_payload
+from avsync.serve.config import ServerConfig
+from avsync.serve.engine import ChunkInput, ChunkOutput, Engine
+from avsync.serve.protocol import STREAM_PATH, AudioSpec, Speakers, Sync, decode_server_message
+from avsync.serve.protocol import Final as FinalMessage
+from avsync.serve.runtime_engine import RuntimeEngineConfig
+from avsync.serve.server import AvsyncServer
 
 from avsync.media.roi import crop_mouths, whole_frame_face
 from avsync.runtime import EndpointConfig, Model, RecognizerConfig, StreamingRecognizer, SyncResult
 from avsync.runtime import Final as RuntimeFinal
 from avsync.timebase import STEP_MS
-from serve.audio_input import pcm_to_float
-from serve.client import StreamOptions, pcm_payload
-from serve.config import ServerConfig
-from serve.engine import ChunkInput, ChunkOutput, Engine
-from serve.protocol import STREAM_PATH, AudioSpec, Speakers, Sync, decode_server_message
-from serve.protocol import Final as FinalMessage
-from serve.runtime_engine import RuntimeEngineConfig
-from serve.server import AvsyncServer
 
 T = TypeVar("T")
 FAST = ServerConfig(port=0, idle_timeout_s=10.0, close_timeout_s=2.0, drain_timeout_s=10.0)
@@ -109,8 +109,8 @@ async def http_get(server: AvsyncServer, path: str, headers: dict[str, str] | No
 async def stream_with_boxes(url: str, audio: np.ndarray, frames: np.ndarray,
                             boxes: dict[int, tuple[float, float, float, float]]) -> list:
     """A client-boxes session (all tasks): the boxes first, then the clip as fast as taken."""
-    from serve.client import media_messages
-    from serve.protocol import (
+    from avsync.serve.client import media_messages
+    from avsync.serve.protocol import (
         BinaryKind,
         End,
         FaceMode,

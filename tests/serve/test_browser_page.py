@@ -11,6 +11,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from avsync.serve.browser_media import camera_frames, write_wav, write_y4m
+from avsync.serve.engine import ChunkInput, ChunkOutput, Engine
+from avsync.serve.runtime_engine import RuntimeEngine
 from serve_harness import (
     TEST_ENGINE_CONFIG,
     SynthClip,
@@ -23,9 +26,6 @@ from serve_harness import (
 from avsync.media.roi import crop_mouths, whole_frame_face
 from avsync.runtime import load_model
 from avsync.text.metrics import wer
-from serve.browser_media import camera_frames, write_wav, write_y4m
-from serve.engine import ChunkInput, ChunkOutput, Engine
-from serve.runtime_engine import RuntimeEngine
 
 CHROMIUM = "/usr/bin/chromium"
 CAMERA_W, CAMERA_H = 320, 240  # the page's capture size (serve/static/index.html)

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from avsync.serve.client import Closed, LivePrinter, StreamOptions, main, stream_file, stream_media
+from avsync.serve.protocol import Done, Ready, Speakers, Task
 from media_files import gradient_frames, write_av
 from serve_harness import run, running_server, stream_url
-
-from serve.client import Closed, LivePrinter, StreamOptions, main, stream_file, stream_media
-from serve.protocol import Done, Ready, Speakers, Task
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +62,7 @@ def test_the_limits_in_ready_decide_the_frame_size(engine, clip) -> None:
 
 def test_jpeg_frames_over_the_limit_are_sent_at_a_lower_quality(engine, clip) -> None:
     import cv2
-
-    from serve.protocol import HEADER_BYTES, Error, VideoEncoding
+    from avsync.serve.protocol import HEADER_BYTES, Error, VideoEncoding
 
     sizes = [[len(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, q])[1]) for f in
               clip.frames[:10]] for q in (90, 50)]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from serve.clock import STEP_US, StreamClock
-from serve.protocol import BinaryKind
+from avsync.serve.clock import STEP_US, StreamClock
+from avsync.serve.protocol import BinaryKind
 
 AUDIO, VIDEO, BOXES = BinaryKind.AUDIO, BinaryKind.VIDEO, BinaryKind.FACE_BOXES
 GAP = 2_000_000

@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import pytest
+from avsync.serve.client import StreamOptions, media_messages
+from avsync.serve.protocol import AudioSpec, CloseCode, Done, End, Error, Start, encode
 from serve_harness import (
     as_s16,
     check_same_results,
@@ -15,9 +17,6 @@ from serve_harness import (
     running_server,
     stream_url,
 )
-
-from serve.client import StreamOptions, media_messages
-from serve.protocol import AudioSpec, CloseCode, Done, End, Error, Start, encode
 
 
 @pytest.mark.parametrize("send_end", [True, False])

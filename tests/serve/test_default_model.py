@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from avsync.serve.client import StreamOptions, stream_media
+from avsync.serve.protocol import Speakers, Sync, Task
+from avsync.serve.runtime_engine import RuntimeEngine
 from serve_harness import (
     SynthClip,
     as_s16,
@@ -25,9 +28,6 @@ from serve_harness import (
 from avsync.runtime import Model, RecognizerConfig, load_model
 from avsync.text.metrics import wer
 from avsync.timebase import SAMPLES_PER_STEP, STEP_MS
-from serve.client import StreamOptions, stream_media
-from serve.protocol import Speakers, Sync, Task
-from serve.runtime_engine import RuntimeEngine
 
 pytestmark = needs_default_model
 

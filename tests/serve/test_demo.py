@@ -10,9 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from avsync.serve.demo import DEFAULT_SAMPLE, main
 from serve_harness import needs_default_model
-
-from serve.demo import DEFAULT_SAMPLE, main
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from avsync.serve.frames import FaceFinder
+from avsync.serve.media_input import MediaInput
+from avsync.serve.protocol import BinaryKind, FaceMode, MediaHeader, Start, VideoSpec
 
 from avsync.data.synth.detection import turning_faces
 from avsync.media.face_tracking import LandmarkTracker
 from avsync.media.roi import FACE_BOX, MEAN_FACE, Face, crop_face, crop_mouth, whole_frame_face
-from serve.frames import FaceFinder
-from serve.media_input import MediaInput
-from serve.protocol import BinaryKind, FaceMode, MediaHeader, Start, VideoSpec
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +67,9 @@ def test_whole_frame_crops_by_each_convention(frames) -> None:
 def test_the_engine_takes_the_convention_from_the_model_card(model) -> None:
     import dataclasses
 
+    from avsync.serve.runtime_engine import RuntimeEngine
+
     from avsync.runtime import Model
-    from serve.runtime_engine import RuntimeEngine
 
     assert RuntimeEngine(model).info.roi_convention == FACE_BOX
     card = model.card.replace(roi=dataclasses.replace(model.card.roi, convention=MEAN_FACE))

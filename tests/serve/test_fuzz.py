@@ -13,16 +13,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from avsync.errors import MediaError, ProtocolError
-from avsync.media.jpeg import decode_jpeg, jpeg_size
-from serve.config import ServerConfig
-from serve.engine import ChunkOutput, EngineInfo
-from serve.media_input import MediaInput
-from serve.parse import parse_client_message
-from serve.protocol import (
+from avsync.serve.config import ServerConfig
+from avsync.serve.engine import ChunkOutput, EngineInfo
+from avsync.serve.media_input import MediaInput
+from avsync.serve.parse import parse_client_message
+from avsync.serve.protocol import (
     FACE_BOX,
     MAX_ERROR_CHARS,
     AudioEncoding,
@@ -42,7 +37,12 @@ from serve.protocol import (
     unpack_face_boxes,
     unpack_media,
 )
-from serve.session import Capabilities, Close, Feed, Flush, Open, Phase, Send, Session
+from avsync.serve.session import Capabilities, Close, Feed, Flush, Open, Phase, Send, Session
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from avsync.errors import MediaError, ProtocolError
+from avsync.media.jpeg import decode_jpeg, jpeg_size
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from avsync.media.resample import resample_audio
-from avsync.timebase import SAMPLES_PER_STEP
-from serve.media_input import MediaInput
-from serve.protocol import (
+from avsync.serve.media_input import MediaInput
+from avsync.serve.protocol import (
     AudioEncoding,
     AudioSpec,
     BinaryKind,
@@ -20,6 +17,9 @@ from serve.protocol import (
     VideoSpec,
     pack_face_boxes,
 )
+
+from avsync.media.resample import resample_audio
+from avsync.timebase import SAMPLES_PER_STEP
 
 RNG = np.random.default_rng(7)
 

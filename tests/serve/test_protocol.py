@@ -7,10 +7,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
-from avsync.errors import ProtocolError
-from serve.parse import parse_client_message
-from serve.protocol import (
+from avsync.serve.parse import parse_client_message
+from avsync.serve.protocol import (
     HEADER_BYTES,
     AudioEncoding,
     AudioSpec,
@@ -41,6 +39,8 @@ from serve.protocol import (
     unpack_face_boxes,
     unpack_media,
 )
+
+from avsync.errors import ProtocolError
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "protocol"
 

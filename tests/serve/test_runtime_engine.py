@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from avsync.serve.engine import ChunkInput, ChunkOutput, load_engine
+from avsync.serve.protocol import Task
+from avsync.serve.runtime_engine import RuntimeEngine
 from serve_harness import TEST_ENGINE_CONFIG
 
 from avsync.errors import ModelLoadError
 from avsync.runtime import Model
-from serve.engine import ChunkInput, ChunkOutput, load_engine
-from serve.protocol import Task
-from serve.runtime_engine import RuntimeEngine
 
 RNG_SEED = 11
 

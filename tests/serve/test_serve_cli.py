@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from avsync.serve.cli import build_parser, config_from_args
+from avsync.serve.config import ServerConfig
 
 from avsync.errors import ConfigError
-from serve.cli import build_parser, config_from_args
-from serve.config import ServerConfig
 
 
 def config(*flags: str) -> ServerConfig:

@@ -12,8 +12,8 @@ SERVE = HERE.parents[1] / "serve"
 
 
 def test_every_serve_module_imports_without_torch() -> None:
-    modules = sorted(f"serve.{p.stem}" for p in SERVE.glob("*.py") if p.stem != "__init__")
-    assert "serve.server" in modules and "serve.client" in modules
+    modules = sorted(f"avsync.serve.{p.stem}" for p in SERVE.glob("*.py") if p.stem != "__init__")
+    assert "avsync.serve.server" in modules and "avsync.serve.client" in modules
     code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); "
             "from no_torch_server import BlockTorch; sys.meta_path.insert(0, BlockTorch()); "
             "import importlib; "

@@ -9,25 +9,8 @@ import contextlib
 
 import numpy as np
 import pytest
-from serve_harness import (
-    Offline,
-    SlowEngine,
-    SynthClip,
-    as_s16,
-    check_same_results,
-    offline,
-    open_session,
-    receive_rest,
-    run,
-    running_server,
-    sessions_after_closing,
-    stream_url,
-)
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
-
-from serve.client import StreamOptions, media_messages, stream_media
-from serve.protocol import (
+from avsync.serve.client import StreamOptions, media_messages, stream_media
+from avsync.serve.protocol import (
     MAX_ERROR_CHARS,
     AudioEncoding,
     AudioSpec,
@@ -44,6 +27,22 @@ from serve.protocol import (
     encode,
     pack_media,
 )
+from serve_harness import (
+    Offline,
+    SlowEngine,
+    SynthClip,
+    as_s16,
+    check_same_results,
+    offline,
+    open_session,
+    receive_rest,
+    run,
+    running_server,
+    sessions_after_closing,
+    stream_url,
+)
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 
 def start_av(clip: SynthClip) -> str:

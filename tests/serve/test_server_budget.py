@@ -12,10 +12,8 @@ import time
 
 import numpy as np
 import pytest
-from serve_harness import open_session, receive_rest, run, running_server, stream_url
-
-from serve.client import StreamOptions, media_messages
-from serve.protocol import (
+from avsync.serve.client import StreamOptions, media_messages
+from avsync.serve.protocol import (
     AudioSpec,
     BinaryKind,
     Done,
@@ -31,6 +29,7 @@ from serve.protocol import (
     pack_face_boxes,
     pack_media,
 )
+from serve_harness import open_session, receive_rest, run, running_server, stream_url
 
 SILENCE_STEP = b"\0" * 1280  # 40 ms of pcm_s16le at 16 kHz
 

@@ -11,11 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from avsync.serve.client import StreamOptions, stream_media
+from avsync.serve.protocol import STREAM_PATH, Done, Error, ErrorCode, Task
 from serve_harness import as_s16, check_same_results, offline, run
 from websockets.asyncio.client import connect
-
-from serve.client import StreamOptions, stream_media
-from serve.protocol import STREAM_PATH, Done, Error, ErrorCode, Task
 
 HERE = Path(__file__).resolve().parent
 

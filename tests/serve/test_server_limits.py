@@ -8,6 +8,18 @@ import contextlib
 import json
 
 import pytest
+from avsync.serve.client import StreamOptions, media_messages, stream_media
+from avsync.serve.protocol import (
+    AudioSpec,
+    CloseCode,
+    Done,
+    Error,
+    ErrorCode,
+    Ready,
+    Start,
+    decode_server_message,
+    encode,
+)
 from serve_harness import (
     Offline,
     SlowEngine,
@@ -24,19 +36,6 @@ from serve_harness import (
 )
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-
-from serve.client import StreamOptions, media_messages, stream_media
-from serve.protocol import (
-    AudioSpec,
-    CloseCode,
-    Done,
-    Error,
-    ErrorCode,
-    Ready,
-    Start,
-    decode_server_message,
-    encode,
-)
 
 START = encode(Start(audio=AudioSpec()))
 

@@ -9,26 +9,9 @@ from dataclasses import replace
 
 import av
 import numpy as np
-from clip_files import write_webm
-from serve_harness import (
-    TEST_ENGINE_CONFIG,
-    TEST_RECOGNIZER,
-    as_s16,
-    check_same_results,
-    offline,
-    open_session,
-    receive_rest,
-    run,
-    running_server,
-    stream_url,
-    stream_with_boxes,
-)
-
-from avsync.media.decode import decode_media
-from avsync.media.jpeg import decode_jpeg
-from serve.browser_media import write_wav, write_y4m
-from serve.client import StreamOptions, media_messages, stream_media
-from serve.protocol import (
+from avsync.serve.browser_media import write_wav, write_y4m
+from avsync.serve.client import StreamOptions, media_messages, stream_media
+from avsync.serve.protocol import (
     BinaryKind,
     CloseCode,
     Done,
@@ -46,7 +29,24 @@ from serve.protocol import (
     encode,
     pack_media,
 )
-from serve.runtime_engine import RuntimeEngine
+from avsync.serve.runtime_engine import RuntimeEngine
+from clip_files import write_webm
+from serve_harness import (
+    TEST_ENGINE_CONFIG,
+    TEST_RECOGNIZER,
+    as_s16,
+    check_same_results,
+    offline,
+    open_session,
+    receive_rest,
+    run,
+    running_server,
+    stream_url,
+    stream_with_boxes,
+)
+
+from avsync.media.decode import decode_media
+from avsync.media.jpeg import decode_jpeg
 
 
 def test_jpeg_frames_and_a_truncated_one(model, engine, clip) -> None:

@@ -14,14 +14,10 @@ import os
 import weakref
 from contextlib import suppress
 
+import avsync.serve.server
 import pytest
-from serve_harness import open_session, receive_rest, run, running_server, stream_url
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
-
-import serve.server
-from serve.client import StreamOptions, media_messages, stream_media
-from serve.protocol import (
+from avsync.serve.client import StreamOptions, media_messages, stream_media
+from avsync.serve.protocol import (
     MAX_ERROR_CHARS,
     AudioSpec,
     BinaryKind,
@@ -31,6 +27,9 @@ from serve.protocol import (
     encode,
     pack_media,
 )
+from serve_harness import open_session, receive_rest, run, running_server, stream_url
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 START = encode(Start(audio=AudioSpec()))
 
@@ -174,7 +173,7 @@ class Tracked:
 
     def __init__(self, monkeypatch) -> None:
         self.refs: list[weakref.ref] = []
-        init, open_ = serve.server.SessionRunner.__init__, serve.server.SessionRunner._open
+        init, open_ = avsync.serve.server.SessionRunner.__init__, avsync.serve.server.SessionRunner._open
 
         def tracked_init(runner, *args) -> None:
             init(runner, *args)
@@ -184,8 +183,8 @@ class Tracked:
             open_(runner, action)
             self.refs += [weakref.ref(runner.media), weakref.ref(runner.stream)]
 
-        monkeypatch.setattr(serve.server.SessionRunner, "__init__", tracked_init)
-        monkeypatch.setattr(serve.server.SessionRunner, "_open", tracked_open)
+        monkeypatch.setattr(avsync.serve.server.SessionRunner, "__init__", tracked_init)
+        monkeypatch.setattr(avsync.serve.server.SessionRunner, "_open", tracked_open)
 
     def alive(self) -> list[str]:
         return [type(obj).__name__ for ref in self.refs if (obj := ref()) is not None]

@@ -9,22 +9,8 @@ from pathlib import Path
 
 import jsonschema
 import numpy as np
-from serve_harness import (
-    SlowEngine,
-    as_s16,
-    check_same_results,
-    final_texts,
-    offline,
-    open_session,
-    receive_rest,
-    run,
-    running_server,
-    stream_url,
-)
-
-from avsync.media.resample import resample_audio
-from serve.client import StreamOptions, stream_media
-from serve.protocol import (
+from avsync.serve.client import StreamOptions, stream_media
+from avsync.serve.protocol import (
     AudioEncoding,
     AudioSpec,
     BinaryKind,
@@ -40,6 +26,20 @@ from serve.protocol import (
     encode,
     pack_media,
 )
+from serve_harness import (
+    SlowEngine,
+    as_s16,
+    check_same_results,
+    final_texts,
+    offline,
+    open_session,
+    receive_rest,
+    run,
+    running_server,
+    stream_url,
+)
+
+from avsync.media.resample import resample_audio
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "protocol"
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from serve.config import ServerConfig
-from serve.engine import ChunkOutput, EngineInfo, Segment
-from serve.protocol import (
+from avsync.serve.config import ServerConfig
+from avsync.serve.engine import ChunkOutput, EngineInfo, Segment
+from avsync.serve.protocol import (
     AudioEncoding,
     AudioSpec,
     BinaryKind,
@@ -33,7 +32,7 @@ from serve.protocol import (
     pack_face_boxes,
     pack_media,
 )
-from serve.session import Capabilities, Close, Feed, Flush, Open, Phase, Send, Session
+from avsync.serve.session import Capabilities, Close, Feed, Flush, Open, Phase, Send, Session
 
 AUDIO = AudioSpec(AudioEncoding.PCM_S16LE, 16000, 1)
 GRAY = VideoSpec(VideoEncoding.GRAY8, 8, 4)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from avsync.train.cli import main as train_main
 from train_harness import Corpus, fit_args
 
 from avsync.data.cli import main as data_main
 from avsync.data.synth.cli import main as synth_main
-from train.cli import main as train_main
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from train_harness import REPO, Corpus
 
 def test_bench_second_pass_writes_every_figure(short_run: Path, corpus: Corpus,
                                                tmp_path: Path) -> None:
-    from export.cli import main as export_main
+    from avsync.export.cli import main as export_main
 
     model_dir = tmp_path / "model"
     assert export_main([str(short_run / "checkpoints" / "last.ckpt"), "--out",

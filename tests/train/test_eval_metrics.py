@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from avsync.train.eval_data import EvalClip, sync_windows
+from avsync.train.eval_metrics import average_precision, error_rates, sync_accuracy
 
 from avsync.timebase import SAMPLES_PER_STEP
-from train.eval_data import EvalClip, sync_windows
-from train.eval_metrics import average_precision, error_rates, sync_accuracy
 
 
 def test_average_precision_of_a_known_ranking() -> None:

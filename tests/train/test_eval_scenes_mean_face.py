@@ -4,6 +4,7 @@ from each labelled face's own landmarks, inside its box."""
 from __future__ import annotations
 
 import numpy as np
+from avsync.train.eval_data import load_scenes
 
 from avsync.data.synth.detection import turning_faces
 from avsync.media.decode import MediaReader
@@ -11,7 +12,6 @@ from avsync.media.encode import write_mp4
 from avsync.media.face_tracking import FaceCentredCropper
 from avsync.media.mouths import working_format
 from avsync.media.roi import MEAN_FACE
-from train.eval_data import load_scenes
 
 
 def test_scene_faces_are_cut_by_the_convention(tmp_path) -> None:

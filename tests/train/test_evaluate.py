@@ -9,12 +9,12 @@ import math
 from pathlib import Path
 
 import pytest
+from avsync.train.eval_report import MODALITY_NAMES
+from avsync.train.evaluate import SNRS
+from avsync.train.evaluate import main as eval_main
 from train_harness import Corpus
 
 from avsync.errors import ConfigError
-from train.eval_report import MODALITY_NAMES
-from train.evaluate import SNRS
-from train.evaluate import main as eval_main
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_exported_model_dir_is_evaluated_through_the_runtime(
         evaluated: tuple[Path, str], short_run: Path, corpus: Corpus, tmp_path: Path) -> None:
     """The same seam serves `avsync export`'s model directory (onnxruntime, no torch in the
     loop) and gives the checkpoint's numbers."""
-    from export.cli import main as export_main
+    from avsync.export.cli import main as export_main
 
     model_dir = tmp_path / "model"
     assert export_main([str(short_run / "checkpoints" / "last.ckpt"), "--out",
@@ -101,11 +101,12 @@ def test_exported_model_dir_is_evaluated_through_the_runtime(
 
     # --finals: the transcripts are what a live stream gets (the recogniser's finals, clips in
     # lockstep), equal to streaming each clip on its own
+    from avsync.train.eval_data import load_clips
+    from avsync.train.eval_metrics import error_rates
+
     from avsync.data.cache import PreparedCache
     from avsync.runtime import RecognizerConfig, load_model
     from avsync.runtime.offline import ClipInput, transcribe_clip, transcript
-    from train.eval_data import load_clips
-    from train.eval_metrics import error_rates
 
     finals_out = tmp_path / "finals"
     assert eval_main([str(model_dir), "--cache", str(corpus.cache), "--out", str(finals_out),

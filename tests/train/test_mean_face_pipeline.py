@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from avsync.export.cli import main as export_main
+from avsync.train.cli import main as train_main
 from train_harness import Corpus, fit_args
 
 from avsync.data.cache import PreparedCache
@@ -17,8 +19,6 @@ from avsync.data.cli import main as data_main
 from avsync.errors import ConfigError, DataError
 from avsync.runtime import load_model
 from avsync.runtime.media_input import MediaStream
-from export.cli import main as export_main
-from train.cli import main as train_main
 
 MEAN = ["--model.visual_frontend.roi_convention", "mean-face"]
 
@@ -55,7 +55,7 @@ def test_a_mean_face_model_from_prepare_to_the_runtime(mean_face_corpus: Corpus,
 def test_a_face_box_cache_is_refused_for_a_mean_face_model(corpus: Corpus, tmp_path) -> None:
     with pytest.raises(ConfigError, match="--roi-convention mean-face"):
         train_main(fit_args(corpus, tmp_path / "run", "--trainer.max_steps", "1", *MEAN))
-    from export.clips import cache_clips
+    from avsync.export.clips import cache_clips
 
     with pytest.raises(DataError, match="--roi-convention mean-face"):
         cache_clips(corpus.cache, "test", 20, 1, "mean-face")

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from avsync.train.datamodule import AVDataModule
 
 from avsync.data.cache import PreparedCache
 from avsync.errors import ConfigError, ModelLoadError
 from avsync.models.config import VisualFrontendConfig
 from avsync.runtime.model_card import ModelCard, read_card
 from avsync.text.tokenizer import Tokenizer
-from train.datamodule import AVDataModule
 
 BUNDLED = Path(__file__).resolve().parents[2] / "models" / "avsync-tiny-grid"
 

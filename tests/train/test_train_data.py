@@ -7,12 +7,12 @@ import math
 
 import pytest
 import torch
+from avsync.train.datamodule import AVDataModule
+from avsync.train.optim import OptimConfig, build_optimizer, warmup_cosine
 from train_harness import Corpus
 
 from avsync.data.dataset import NoiseConfig
 from avsync.text.tokenizer import Tokenizer
-from train.datamodule import AVDataModule
-from train.optim import OptimConfig, build_optimizer, warmup_cosine
 
 
 def _data(corpus: Corpus, **options) -> AVDataModule:

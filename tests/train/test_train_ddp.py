@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from avsync.train.callbacks import parameter_digest
 from train_harness import REPO, Corpus, avsync_command, child_env, fit_args, metric_rows
 
 from avsync.models.checkpoint import load_checkpoint
-from train.callbacks import parameter_digest
 
 
 @pytest.mark.slow

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from avsync.train.cli import main as train_main
+from avsync.train.datamodule import AVDataModule
 from train_harness import Corpus, finite, metric_rows
 
 from avsync.errors import ConfigError, ModelLoadError
 from avsync.models.checkpoint import CHECKPOINT_KEY, load_checkpoint
 from avsync.models.config import load_config
 from avsync.text.tokenizer import Tokenizer
-from train.cli import main as train_main
-from train.datamodule import AVDataModule
 
 
 def test_training_steps_run_with_finite_losses(short_run: Path) -> None:

@@ -4,13 +4,13 @@ position in the stream (what a model that found InfoNCE's shortcut produces)."""
 from __future__ import annotations
 
 import torch
+from avsync.train.module import AVSyncLightning
 from torch import nn
 
 from avsync.models.config import load_config
 from avsync.models.encoders import EncoderOutput
 from avsync.text.tokenizer import Tokenizer
 from avsync.timebase import SAMPLES_PER_STEP
-from train.module import AVSyncLightning
 
 STEPS, DIM = 40, 64
 

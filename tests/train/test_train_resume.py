@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from avsync.train.cli import main as train_main
+from avsync.train.datamodule import AVDataModule
 from train_harness import Corpus, fit_args, metric_rows, start_training
 
 from avsync.text.tokenizer import Tokenizer
-from train.cli import main as train_main
-from train.datamodule import AVDataModule
 
 MAX_STEPS = 24
 BATCH_STEPS = 150

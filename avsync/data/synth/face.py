@@ -207,8 +207,10 @@ def frame_states(rng: np.random.Generator, identity: FaceIdentity, n_frames: int
         pitch = identity.base_pitch + 2.5 * m * smooth_noise(rng, n_frames, 0.3)
         dx, dy = dx + identity.offset_x, dy + identity.offset_y
         angle, scale = angle + identity.base_roll, scale * identity.size
-    return [FrameState(*map(float, v[:8]), yaw=float(v[8]), pitch=float(v[9]))
-            for v in zip(dx, dy, angle, scale, blink, gx, gy, brow, yaw, pitch, strict=True)]
+    return [FrameState(float(x), float(y), float(a), float(s), float(b), float(h), float(v),
+                       float(r), yaw=float(w), pitch=float(p))
+            for x, y, a, s, b, h, v, r, w, p in zip(dx, dy, angle, scale, blink, gx, gy, brow,
+                                                    yaw, pitch, strict=True)]
 
 
 def _blinks(rng: np.random.Generator, n_frames: int, rate: float) -> np.ndarray:
