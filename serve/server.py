@@ -75,7 +75,7 @@ class AvsyncServer:
         self.runners: set[SessionRunner] = set()
         self.draining = False
         self.started = time.time()
-        self._page = resources.files("serve").joinpath("static/index.html").read_bytes()
+        self._page = resources.files("avsync.serve").joinpath("static/index.html").read_bytes()
         self._server: Server | None = None
         self.batcher: Batcher | None = None
         self.media_pool = ThreadPoolExecutor(config.media_threads,
