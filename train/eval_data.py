@@ -26,7 +26,7 @@ import numpy as np
 from avsync.data.cache import PCM_SCALE, PreparedCache
 from avsync.errors import DataError, MediaError
 from avsync.media.face_tracking import FaceCentredCropper
-from avsync.media.noise import make_babble, mix_at_snr
+from avsync.media.noise import NOISE_KINDS, make_babble, mix_at_snr, noise_of_kind
 from avsync.media.roi import FACE_BOX, Box, check_convention, crop_mouths
 from avsync.timebase import FPS, SAMPLES_PER_STEP
 
@@ -92,6 +92,85 @@ def mixtures(clips: Sequence[EvalClip], babble: Sequence[np.ndarray | None], snr
         except MediaError:
             out.append(clip.audio)
     return out
+
+
+def noise_mixtures(clips: Sequence[EvalClip], kind: str, snr_db: float, seed: int
+                   ) -> list[np.ndarray]:
+    """Each clip's audio with non-speech noise of `kind` (white, pink, brown, keyboard) at
+    `snr_db`, seeded by (seed, clip, kind) so every SNR row hears the same noise."""
+    out = []
+    for i, clip in enumerate(clips):
+        rng = np.random.default_rng([seed, i, 2, NOISE_KINDS.index(kind)])
+        try:
+            noise = noise_of_kind(kind, len(clip.audio), rng)
+            out.append(mix_at_snr(clip.audio, noise, snr_db, rng))
+        except MediaError:  # silent clip: no SNR is defined
+            out.append(clip.audio)
+    return out
+
+
+def speaker_of(clip_id: str) -> str:
+    """The speaker (LRS: the video folder) of a clip id `speaker/utterance`."""
+    return clip_id.split("/", 1)[0]
+
+
+def mismatched_lips(clips: Sequence[EvalClip]) -> list[np.ndarray]:
+    """For each clip, the lips of another speaker's clip, looped or cut to its length: the
+    video of an off-screen speaker, a listener, a dub. The next clip (in order) of a different
+    speaker; the clip's own lips reversed in time when the split has one speaker only."""
+    out = []
+    for i, clip in enumerate(clips):
+        other = next((clips[(i + k) % len(clips)] for k in range(1, len(clips))
+                      if speaker_of(clips[(i + k) % len(clips)].id) != speaker_of(clip.id)),
+                     None)
+        source = other.rois if other is not None else clip.rois[::-1]
+        out.append(np.ascontiguousarray(np.take(source, np.arange(clip.steps), axis=0,
+                                                mode="wrap")))
+    return out
+
+
+def training_vocabulary(cache: PreparedCache, split: str = "train") -> frozenset[str]:
+    """The words of a split's transcripts (what the tokenizer and the LM were built from)."""
+    return frozenset(word for i in cache.split(split)
+                     for word in str(cache.record(i).get("text", "")).split())
+
+
+def clip_engines(cache: PreparedCache) -> dict[str, str]:
+    """Speaker -> the synthesis engine of its voice, from the synthetic corpus's corpus.json;
+    {} for other corpora (LRS), whose speakers are people."""
+    import json
+
+    root = cache.config.get("source_root")
+    path = Path(root) / "corpus.json" if root else None
+    if path is None or not path.is_file():
+        return {}
+    speakers = json.loads(path.read_text()).get("speakers", [])
+    return {s["id"]: _engine(s.get("voice", {})) for s in speakers}
+
+
+def _engine(voice: dict) -> str:
+    """flite voices name their engine; festival's have an HTS `speed`; espeak's a language."""
+    if "engine" in voice:
+        return str(voice["engine"])
+    return "festival" if "speed" in voice else "espeak"
+
+
+@dataclass(frozen=True)
+class SceneTurn:
+    start: float  # seconds
+    end: float
+    face: int  # index of the speaking face, left to right
+    text: str
+
+
+def scene_turns(mp4: Path) -> list[SceneTurn]:
+    """The reference turns of a synthetic multi-face scene (`<scene>.json` beside its mp4)."""
+    import json
+
+    meta = json.loads(mp4.with_suffix(".json").read_text())
+    turns = [SceneTurn(float(t["start"]), float(t["end"]), int(t["entity_id"].rsplit(":", 1)[1]),
+                       str(t["text"])) for t in meta.get("turns", [])]
+    return sorted(turns, key=lambda t: t.start)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from avsync.runtime.sync import estimate_offset
-from avsync.text.metrics import corpus_errors
+from avsync.text.metrics import Op, align, corpus_errors
 
 
 def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -67,3 +67,73 @@ def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> dict[str, float | i
     words = corpus_errors(refs, hyps, "word").counts
     chars = corpus_errors(refs, hyps, "char").counts
     return {"wer": words.rate, "cer": chars.rate, "clips": len(refs), "words": words.ref_length}
+
+
+def vocabulary_error_rates(refs: Sequence[str], hyps: Sequence[str],
+                           vocabulary: frozenset[str]) -> dict[str, Any]:
+    """Word error rates of the reference words inside and outside `vocabulary` (the training
+    transcripts' words), from the one Levenshtein alignment of each clip.
+
+    Why no insertions in either rate: an inserted word belongs to no reference word, so it
+    cannot be called in- or out-of-vocabulary; they are counted apart. A rate is
+    (substitutions + deletions of that kind of word) / (reference words of that kind); NaN
+    when the test text has no word of that kind."""
+    errors = {"in_vocabulary": 0, "oov": 0}
+    words = {"in_vocabulary": 0, "oov": 0}
+    insertions = 0
+    for ref, hyp in zip(refs, hyps, strict=True):
+        for pair in align(ref.split(), hyp.split()):
+            if pair.ref is None:
+                insertions += 1
+                continue
+            kind = "in_vocabulary" if pair.ref in vocabulary else "oov"
+            words[kind] += 1
+            errors[kind] += pair.op != Op.CORRECT
+    out: dict[str, Any] = {kind: {"wer": errors[kind] / words[kind] if words[kind]
+                                  else float("nan"), "words": words[kind]} for kind in words}
+    out["insertions"] = insertions
+    return out
+
+
+def attribution_accuracy(words: Sequence[tuple[float, int | None]],
+                         turns: Sequence[tuple[float, float, int]]) -> dict[str, Any]:
+    """Who said what: the share of recognised words inside a reference turn whose face is the
+    turn's speaker.
+
+    words: (the word's middle in seconds, the face track that said it or None); turns:
+    (start s, end s, the speaking face's index). Track ids are the recogniser's own numbers,
+    so they are matched to the scene's faces one to one by the assignment that agrees most
+    (as diarization scoring maps speaker labels); a track id switch therefore costs the
+    words after it. Words outside every turn (insertions in silence) are not scored; a word
+    said by no face (None) inside a turn counts as wrong."""
+    from itertools import permutations
+
+    scored = []
+    for middle, face in words:
+        speaker = next((who for start, end, who in turns if start <= middle <= end), None)
+        if speaker is not None:
+            scored.append((face, speaker))
+    tracks = sorted({face for face, _ in scored if face is not None})
+    speakers = sorted({who for _, _, who in turns})
+    best: dict[int, int] = {}
+    best_right = -1
+    slots = speakers + [-1] * max(0, len(tracks) - len(speakers))  # -1: matches nobody
+    if len(tracks) <= 7:  # every one-to-one assignment (7! = 5040)
+        candidates = [dict(zip(tracks, chosen, strict=True))
+                      for chosen in permutations(slots, len(tracks))]
+    else:  # many id switches: the largest agreements first, greedily
+        pairs = sorted({(sum(f == t and w == s for f, w in scored), t, s)
+                        for t in tracks for s in speakers}, reverse=True)
+        greedy: dict[int, int] = {}
+        for _, track, speaker in pairs:
+            if track not in greedy and speaker not in greedy.values():
+                greedy[track] = speaker
+        candidates = [{t: greedy.get(t, -1) for t in tracks}]
+    for mapping in candidates:
+        right = sum(face is not None and mapping[face] == who for face, who in scored)
+        if right > best_right:
+            best, best_right = mapping, right
+    right = max(best_right, 0)
+    return {"accuracy": right / len(scored) if scored else float("nan"),
+            "words": len(scored), "right": right, "unattributed": sum(f is None for f, _ in scored),
+            "tracks": {str(k): v for k, v in best.items()}}

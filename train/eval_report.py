@@ -5,7 +5,15 @@ The result (what `evaluate.evaluate` returns and `eval.json` holds):
      "snrs": ["clean", "10", "5", "0", "-5"],
      "asr": {"audio"|"video"|"av": {"clean"|"10"|...: {"wer", "cer", "clips", "words"}}},
      "sync": {"accuracy", "exact", "windows", "window_steps", "offsets", ...} or {"skipped": why},
-     "asd": {"map", "face_frames", "positives", "scenes"} or {"skipped": why}}
+     "asd": {"map", "face_frames", "positives", "scenes"} or {"skipped": why},
+     "noise": {"white"|"pink"|"brown"|"keyboard": {"audio"|"av": {snr: rates}}},
+     "mismatched": {"av": {snr: rates}} (another speaker's lips) or {"skipped": why},
+     "vocabulary": {"train_words", "test_oov_rate",
+                    "rates": {modality: {snr: {"in_vocabulary"|"oov": {"wer", "words"},
+                                               "insertions"}}}} (when the cache has a train split),
+     "engines": {engine: {modality: {snr: rates}}} (synthetic corpora),
+     "scene_asr": {"av"|"audio"|"video": rates, "attribution": {"accuracy", "words", ...},
+                   "scenes"} or {"skipped": why}}
 Rates are fractions in JSON and percentages in the table and the plot.
 """
 
@@ -46,7 +54,109 @@ def markdown(result: dict[str, Any]) -> str:
               "| task | metric | value | on |", "|---|---|---|---|"]
     lines.append(_sync_row(result["sync"]))
     lines.append(_asd_row(result["asd"]))
+    if "scene_asr" in result:
+        lines.append(_scene_row(result["scene_asr"]))
+    for section in (_fusion_lines, _noise_lines, _mismatched_lines, _vocabulary_lines,
+                    _engine_lines):
+        lines += section(result)
     return "\n".join(lines) + "\n"
+
+
+def _wer_cells(rows: dict[str, Any], snrs: list[str]) -> str:
+    return " | ".join(_percent(rows[s]["wer"]) if s in rows else "" for s in snrs)
+
+
+def _fusion_lines(result: dict[str, Any]) -> list[str]:
+    """Does adding video ever cost? The largest AV WER above the better of audio-only and
+    video-only, over every SNR of babble and of each other noise kind."""
+    video = result["asr"]["video"]
+    worst: tuple[float, str] | None = None
+    conditions = [("babble", result["asr"])] + list(result.get("noise", {}).items())
+    for kind, rows in conditions:
+        for snr, av in rows["av"].items():
+            better = min(rows["audio"][snr]["wer"], next(iter(video.values()))["wer"])
+            cost = 100 * (av["wer"] - better)
+            if worst is None or cost > worst[0]:
+                worst = (cost, f"{kind} {snr_label(snr)}")
+    if worst is None:
+        return []
+    return ["", f"Fusion: at worst the AV WER is {worst[0]:+.1f} points from the better of "
+            f"audio-only and video-only ({worst[1]}; the floor: at most +1)."]
+
+
+def _noise_lines(result: dict[str, Any]) -> list[str]:
+    noise = result.get("noise", {})
+    if not noise:
+        return []
+    snrs = [s for s in result["snrs"] if s != "clean"]
+    lines = ["", "WER % in other noise (clean: the main table):", "",
+             "| noise | input | " + " | ".join(snr_label(s) for s in snrs) + " |",
+             "|---|---|" + "---|" * len(snrs)]
+    for kind, rows in noise.items():
+        for modality in ("audio", "av"):
+            lines.append(f"| {kind} | {MODALITY_NAMES[modality]} | "
+                         f"{_wer_cells(rows[modality], snrs)} |")
+    return lines
+
+
+def _mismatched_lines(result: dict[str, Any]) -> list[str]:
+    wrong = result.get("mismatched", {})
+    if "av" not in wrong:
+        return []
+    snrs, asr = result["snrs"], result["asr"]
+    delta = " | ".join(f"{100 * (wrong['av'][s]['wer'] - asr['audio'][s]['wer']):+.1f}"
+                       for s in snrs)
+    return ["", "WER % with the wrong lips (another speaker's clip; babble as the main "
+            "table):", "", "| input | " + " | ".join(snr_label(s) for s in snrs) + " |",
+            "|---|" + "---|" * len(snrs),
+            f"| audio-only | {_wer_cells(asr['audio'], snrs)} |",
+            f"| AV, the speaker's lips | {_wer_cells(asr['av'], snrs)} |",
+            f"| AV, wrong lips | {_wer_cells(wrong['av'], snrs)} |",
+            f"| wrong lips - audio-only, points | {delta} |"]
+
+
+def _vocabulary_lines(result: dict[str, Any]) -> list[str]:
+    vocabulary = result.get("vocabulary")
+    if not vocabulary:
+        return []
+    snrs = result["snrs"]
+    lines = ["", f"WER % of in-vocabulary and out-of-vocabulary reference words (the train "
+             f"split's {vocabulary['train_words']} words; {_percent(vocabulary['test_oov_rate'])}"
+             " % of the test words are OOV; insertions belong to neither):", "",
+             "| input | words | " + " | ".join(snr_label(s) for s in snrs) + " |",
+             "|---|---|" + "---|" * len(snrs)]
+    for modality, rows in vocabulary["rates"].items():
+        for kind, name in (("in_vocabulary", "in vocabulary"), ("oov", "OOV")):
+            cells = " | ".join(_percent(rows[s][kind]["wer"]) for s in snrs)
+            lines.append(f"| {MODALITY_NAMES[modality]} | {name} | {cells} |")
+    return lines
+
+
+def _engine_lines(result: dict[str, Any]) -> list[str]:
+    engines = result.get("engines")
+    if not engines:
+        return []
+    snrs = result["snrs"]
+    lines = ["", "WER % per synthesis engine of the test speakers' voices:", "",
+             "| engine | input | clips | " + " | ".join(snr_label(s) for s in snrs) + " |",
+             "|---|---|---|" + "---|" * len(snrs)]
+    for engine, modalities in engines.items():
+        for modality, rows in modalities.items():
+            clips = next(iter(rows.values()))["clips"]
+            lines.append(f"| {engine} | {MODALITY_NAMES[modality]} | {clips} | "
+                         f"{_wer_cells(rows, snrs)} |")
+    return lines
+
+
+def _scene_row(scene: dict[str, Any]) -> str:
+    if "skipped" in scene:
+        return f"| multi-face scenes | WER % | n/a | {scene['skipped']} |"
+    attribution = scene["attribution"]
+    return (f"| multi-face scenes | WER % AV / audio / video | {_percent(scene['av']['wer'])} / "
+            f"{_percent(scene['audio']['wer'])} / {_percent(scene['video']['wer'])} | "
+            f"{scene['scenes']} scenes transcribed as files, faces found; who said what: "
+            f"{_percent(attribution['accuracy'])} % of {attribution['words']} words on the "
+            "right face |")
 
 
 def _decoding_line(model: dict[str, Any]) -> str:

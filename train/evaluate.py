@@ -2,7 +2,13 @@
 
 - ASR: WER and CER for audio-only, video-only and audio-visual input, clean and with babble
   of other test clips at 10, 5, 0 and -5 dB SNR (seeded), decoded with CTC prefix beam search
-  and attention-decoder rescoring.
+  and attention-decoder rescoring; the same at each SNR in every other noise kind (white,
+  pink, brown, recorded typing), and audio-visually with the wrong lips (another speaker's
+  clip: an off-screen voice, a listener, a dub). From the same transcripts: WER of in- and
+  out-of-vocabulary words (the train split's words) and per synthesis engine.
+- Multi-face scenes (model directories): each scene transcribed as a file with its faces
+  found (`avsync transcribe --faces detect`, the server's per-step face choice): AV, audio-
+  and video-only WER, and the share of words attributed to the face that said them.
 - Sync: offset accuracy (within +-1 frame) on 2 s windows of test clips whose audio is shifted
   by known offsets; SyncNet's estimate over +-15 steps. Positive offset = audio lags video.
 - ASD: mAP over all face-frames of the multi-face scenes (`<corpus>/scenes`), as the official
@@ -26,16 +32,29 @@ from avsync.train.eval_backend import EvalBackend, open_backend
 from avsync.train.eval_data import (
     EvalClip,
     babble_for,
+    clip_engines,
     load_clips,
     load_scenes,
+    mismatched_lips,
     mixtures,
+    noise_mixtures,
+    scene_turns,
+    speaker_of,
     sync_windows,
+    training_vocabulary,
 )
-from avsync.train.eval_metrics import average_precision, error_rates, sync_accuracy
+from avsync.train.eval_metrics import (
+    attribution_accuracy,
+    average_precision,
+    error_rates,
+    sync_accuracy,
+    vocabulary_error_rates,
+)
 from avsync.train.eval_report import markdown, write_outputs
 
 from avsync.data.cache import PreparedCache
 from avsync.errors import ConfigError
+from avsync.media.noise import NOISE_KINDS
 from avsync.runtime.offline import ClipInput
 from avsync.timebase import FPS, SYNC_MAX_SHIFT
 
@@ -63,8 +82,15 @@ class EvalConfig:
     max_scenes: int | None = None
     talkers: int = 4
     seed: int = 0
+    noises: tuple[str, ...] = NOISE_KINDS
+    mismatched: bool = True
+    scene_asr: bool = True
 
     def __post_init__(self) -> None:
+        unknown = set(self.noises) - set(NOISE_KINDS)
+        if unknown or "babble" not in self.noises:
+            raise ConfigError(f"noises {','.join(self.noises)}: choose from "
+                              f"{','.join(NOISE_KINDS)}, babble always included")
         for snr in self.snrs:
             if snr != "clean":
                 try:
@@ -77,24 +103,131 @@ class EvalConfig:
                               f"+-{SYNC_MAX_SHIFT} steps, the range the estimator searches")
 
 
+Hypotheses = dict[tuple[str, str], list[str]]  # (modality, condition) -> one per clip
+
+
 def evaluate_asr(backend: EvalBackend, clips: Sequence[EvalClip], config: EvalConfig
-                 ) -> dict[str, dict[str, Any]]:
-    """{modality: {snr: rates}}. Video-only input hears no audio: it is decoded once."""
+                 ) -> tuple[dict[str, dict[str, Any]], Hypotheses]:
+    """({modality: {snr: rates}}, the transcripts). Video-only input hears no audio: it is
+    decoded once."""
     refs = [c.text for c in clips]
     babble = [babble_for(clips, i, config.seed, config.talkers) for i in range(len(clips))]
-    video = error_rates(refs, backend.transcribe([ClipInput(None, c.rois) for c in clips]))
+    video_hyps = backend.transcribe([ClipInput(None, c.rois) for c in clips])
+    video = error_rates(refs, video_hyps)
     asr: dict[str, dict[str, Any]] = {"audio": {}, "video": {}, "av": {}}
+    hyps: Hypotheses = {}
     for snr in config.snrs:
         audio = ([c.audio for c in clips] if snr == "clean"
                  else mixtures(clips, babble, float(snr), config.seed))
-        asr["audio"][snr] = error_rates(refs, backend.transcribe(
-            [ClipInput(a, None) for a in audio]))
-        asr["av"][snr] = error_rates(refs, backend.transcribe(
-            [ClipInput(a, c.rois) for a, c in zip(audio, clips, strict=True)]))
+        hyps["audio", snr] = backend.transcribe([ClipInput(a, None) for a in audio])
+        hyps["av", snr] = backend.transcribe(
+            [ClipInput(a, c.rois) for a, c in zip(audio, clips, strict=True)])
+        hyps["video", snr] = video_hyps
+        asr["audio"][snr] = error_rates(refs, hyps["audio", snr])
+        asr["av"][snr] = error_rates(refs, hyps["av", snr])
         asr["video"][snr] = video
         log.info("%s: WER audio %.3f, video %.3f, av %.3f", snr, asr["audio"][snr]["wer"],
                  video["wer"], asr["av"][snr]["wer"])
-    return asr
+    return asr, hyps
+
+
+def evaluate_noises(backend: EvalBackend, clips: Sequence[EvalClip], config: EvalConfig
+                    ) -> dict[str, dict[str, dict[str, Any]]]:
+    """{kind: {"audio"|"av": {snr: rates}}} for every non-babble noise kind at each SNR."""
+    refs = [c.text for c in clips]
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for kind in (k for k in config.noises if k != "babble"):
+        out[kind] = {"audio": {}, "av": {}}
+        for snr in (s for s in config.snrs if s != "clean"):
+            audio = noise_mixtures(clips, kind, float(snr), config.seed)
+            out[kind]["audio"][snr] = error_rates(refs, backend.transcribe(
+                [ClipInput(a, None) for a in audio]))
+            out[kind]["av"][snr] = error_rates(refs, backend.transcribe(
+                [ClipInput(a, c.rois) for a, c in zip(audio, clips, strict=True)]))
+            log.info("%s %s dB: WER audio %.3f, av %.3f", kind, snr,
+                     out[kind]["audio"][snr]["wer"], out[kind]["av"][snr]["wer"])
+    return out
+
+
+def evaluate_mismatched(backend: EvalBackend, clips: Sequence[EvalClip], config: EvalConfig
+                        ) -> dict[str, dict[str, Any]]:
+    """{"av": {snr: rates}}: each clip's audio (babble at each SNR) with another speaker's
+    lips. Audio-only rows are the main table's: the wrong lips change nothing there."""
+    refs = [c.text for c in clips]
+    lips = mismatched_lips(clips)
+    babble = [babble_for(clips, i, config.seed, config.talkers) for i in range(len(clips))]
+    rows: dict[str, Any] = {}
+    for snr in config.snrs:
+        audio = ([c.audio for c in clips] if snr == "clean"
+                 else mixtures(clips, babble, float(snr), config.seed))
+        rows[snr] = error_rates(refs, backend.transcribe(
+            [ClipInput(a, r) for a, r in zip(audio, lips, strict=True)]))
+        log.info("wrong lips %s: WER av %.3f", snr, rows[snr]["wer"])
+    return {"av": rows}
+
+
+def breakdowns(clips: Sequence[EvalClip], hyps: Hypotheses, vocabulary: frozenset[str],
+               engines: dict[str, str]) -> dict[str, Any]:
+    """The main table's transcripts scored again: in- vs out-of-vocabulary reference words,
+    and clips grouped by the engine of their speaker's voice (synthetic corpora)."""
+    refs = [c.text for c in clips]
+    test_words = [w for r in refs for w in r.split()]
+    out: dict[str, Any] = {}
+    if vocabulary:
+        out["vocabulary"] = {
+            "train_words": len(vocabulary),
+            "test_oov_rate": (sum(w not in vocabulary for w in test_words)
+                              / max(len(test_words), 1))}
+        rates: dict[str, dict[str, Any]] = {}
+        for (modality, snr), h in hyps.items():
+            rates.setdefault(modality, {})[snr] = vocabulary_error_rates(refs, h, vocabulary)
+        out["vocabulary"]["rates"] = rates
+    groups: dict[str, list[int]] = {}
+    for i, clip in enumerate(clips):
+        engine = engines.get(speaker_of(clip.id))
+        if engine is not None:
+            groups.setdefault(engine, []).append(i)
+    if groups:
+        out["engines"] = {
+            engine: {modality: {snr: error_rates([refs[i] for i in chosen],
+                                                 [h[i] for i in chosen])
+                                for (m, snr), h in hyps.items() if m == modality}
+                     for modality in ("audio", "video", "av")}
+            for engine, chosen in sorted(groups.items())}
+    return out
+
+
+def evaluate_scene_asr(model_dir: Path, directory: Path, config: EvalConfig,
+                       threads: int | None) -> dict[str, Any]:
+    """Each multi-face scene transcribed as a file, its faces found and the lips read of the
+    face the recogniser chooses step by step: {"av"|"audio"|"video": rates, "attribution"}."""
+    from avsync.runtime import load_model
+    from avsync.runtime.transcribe import transcribe_file
+
+    model = load_model(model_dir, threads=threads or 1)
+    scenes = sorted(directory.glob("*.mp4"))[:config.max_scenes]
+    refs: list[str] = []
+    hyps: dict[str, list[str]] = {"av": [], "audio": [], "video": []}
+    attributed, turns_all = [], []
+    for offset, mp4 in enumerate(scenes):
+        turns = scene_turns(mp4)
+        refs.append(" ".join(t.text for t in turns))
+        for modality, (audio, video) in {"av": (True, True), "audio": (True, False),
+                                         "video": (False, True)}.items():
+            result = transcribe_file(model, mp4, audio=audio, video=video, faces="detect")
+            hyps[modality].append(result["text"])
+            if modality == "av":  # scenes apart: each scene's tracks are its own
+                attributed += [((w["start_ms"] + w["end_ms"]) / 2000 + 1e4 * offset,
+                                None if w["face"] is None else w["face"] + 1000 * offset)
+                               for segment in result["segments"] for w in segment["words"]]
+                turns_all += [(t.start + 1e4 * offset, t.end + 1e4 * offset,
+                               t.face + 1000 * offset) for t in turns]
+    if not scenes:
+        return {"skipped": f"no scene mp4 in {directory}"}
+    out: dict[str, Any] = {m: error_rates(refs, h) for m, h in hyps.items()}
+    out["attribution"] = attribution_accuracy(attributed, turns_all)
+    out["scenes"], out["directory"] = len(scenes), str(directory)
+    return out
 
 
 def evaluate_sync(backend: EvalBackend, clips: Sequence[EvalClip], config: EvalConfig
@@ -143,8 +276,10 @@ def scenes_directory(cache: PreparedCache, config: EvalConfig) -> Path | None:
     return candidate if candidate is not None and candidate.is_dir() else None
 
 
-def evaluate(backend: EvalBackend, cache: PreparedCache, config: EvalConfig) -> dict[str, Any]:
-    """Every measurement of one model -> the result mapping of `eval_report`."""
+def evaluate(backend: EvalBackend, cache: PreparedCache, config: EvalConfig,
+             model_dir: Path | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Every measurement of one model -> the result mapping of `eval_report`. model_dir: the
+    exported model directory behind an onnx backend (the scenes are transcribed with it)."""
     if cache.roi_size != backend.roi_stored:
         raise ConfigError(f"{cache.path} stores {cache.roi_size} px ROIs, the model takes "
                           f"{backend.roi_stored} px; prepare a cache with --roi-size "
@@ -158,12 +293,24 @@ def evaluate(backend: EvalBackend, cache: PreparedCache, config: EvalConfig) -> 
     result: dict[str, Any] = {"model": backend.describe(), "split": config.split,
                               "cache": str(cache.path), "seed": config.seed,
                               "snrs": list(config.snrs)}
-    result["asr"] = evaluate_asr(backend, clips, config)
+    result["asr"], hyps = evaluate_asr(backend, clips, config)
+    result["noise"] = evaluate_noises(backend, clips, config)
+    result["mismatched"] = (evaluate_mismatched(backend, clips, config) if config.mismatched
+                            else {"skipped": "--no-mismatched"})
+    result.update(breakdowns(clips, hyps, training_vocabulary(cache), clip_engines(cache)))
     result["sync"] = (evaluate_sync(backend, clips, config) if config.sync
                       else {"skipped": "--no-sync"})
     scenes = scenes_directory(cache, config)
     result["asd"] = (evaluate_asd(backend, scenes, config) if config.asd and scenes
                      else {"skipped": "--no-asd" if not config.asd else "no scenes/ folder"})
+    if not config.scene_asr:
+        result["scene_asr"] = {"skipped": "--no-scene-asr"}
+    elif scenes is None:
+        result["scene_asr"] = {"skipped": "no scenes/ folder"}
+    elif model_dir is None:
+        result["scene_asr"] = {"skipped": "a checkpoint: export it to transcribe scenes"}
+    else:
+        result["scene_asr"] = evaluate_scene_asr(model_dir, scenes, config, threads)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
@@ -203,6 +350,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scenes", type=Path, help="ASD scenes folder (default <corpus>/scenes)")
     p.add_argument("--max-scenes", type=int, help="evaluate the first N scenes only")
     p.add_argument("--no-asd", action="store_true", help="skip the ASD measurement")
+    p.add_argument("--noises", default=",".join(NOISE_KINDS),
+                   help="noise kinds measured at each SNR, comma-separated (default "
+                        "%(default)s); babble is the main table, the others a table each")
+    p.add_argument("--no-mismatched", action="store_true",
+                   help="skip the wrong-lips condition (AV with another speaker's lips)")
+    p.add_argument("--no-scene-asr", action="store_true",
+                   help="skip transcribing the multi-face scenes (model directories)")
     p.add_argument("--chunk", default="stream",
                    help="attention chunk: 'stream' (the model's streaming chunk, default), "
                         "'full' (whole utterance) or a number of steps")
@@ -251,7 +405,9 @@ def main(argv: list[str] | None = None) -> int:
                                                      if s.strip()),
                         max_clips=args.max_clips, sync_offsets=offsets, sync=not args.no_sync,
                         asd=not args.no_asd, scenes=args.scenes, max_scenes=args.max_scenes,
-                        seed=args.seed)
+                        seed=args.seed,
+                        noises=tuple(k.strip() for k in args.noises.split(",") if k.strip()),
+                        mismatched=not args.no_mismatched, scene_asr=not args.no_scene_asr)
     options: dict[str, Any] = {}
     if args.finals:
         if args.model.is_file():
@@ -261,7 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         options["finals"] = True
     backend = open_backend(args.model, threads=args.threads, chunk=_chunk(args.chunk),
                            beam=args.beam, ctc_weight=args.ctc_weight, **options)
-    result = evaluate(backend, PreparedCache(args.cache), config)
+    result = evaluate(backend, PreparedCache(args.cache), config,
+                      model_dir=args.model if args.model.is_dir() else None,
+                      threads=args.threads)
     paths = write_outputs(result, args.out or default_out(args.model))
     print(markdown(result))
     print("wrote " + ", ".join(str(p) for p in paths.values()))

@@ -81,3 +81,30 @@ def test_error_rates_are_corpus_level() -> None:
     rates = error_rates(["BIN BLUE AT F TWO NOW", "SET RED"], ["BIN BLUE AT F TWO NOW", "SET"])
     assert rates["wer"] == pytest.approx(1 / 8) and rates["clips"] == 2 and rates["words"] == 8
     assert rates["cer"] == pytest.approx(4 / (21 + 7))
+
+
+def test_vocabulary_error_rates_split_the_reference_words() -> None:
+    from avsync.train.eval_metrics import vocabulary_error_rates
+
+    vocabulary = frozenset({"THE", "CAT", "SAT"})
+    rates = vocabulary_error_rates(["THE CAT SAT ON ZEBRAS", "THE QUOKKA"],
+                                   ["THE BAT SAT ON ZEBRAS TOO", "THE"], vocabulary)
+    assert rates["in_vocabulary"] == {"wer": 1 / 4, "words": 4}  # CAT -> BAT
+    assert rates["oov"] == {"wer": 1 / 3, "words": 3}  # QUOKKA deleted; ON, ZEBRAS right
+    assert rates["insertions"] == 1
+    assert math.isnan(vocabulary_error_rates(["THE"], ["THE"], vocabulary)["oov"]["wer"])
+
+
+def test_attribution_maps_tracks_to_faces_one_to_one() -> None:
+    from avsync.train.eval_metrics import attribution_accuracy
+
+    turns = [(0.0, 2.0, 0), (2.5, 4.0, 1)]
+    # track 7 is face 0, track 3 face 1; one word of turn 2 went to track 7, one to nobody,
+    # one lies in the silence between the turns (not scored)
+    words = [(0.5, 7), (1.5, 7), (2.2, 3), (2.8, 3), (3.2, 7), (3.6, None)]
+    result = attribution_accuracy(words, turns)
+    assert result["words"] == 5 and result["right"] == 3 and result["unattributed"] == 1
+    assert result["tracks"] == {"3": 1, "7": 0} and result["accuracy"] == 3 / 5
+    # an id switch mid-turn: the second track cannot also be face 0
+    switched = attribution_accuracy([(0.5, 1), (1.5, 2), (3.0, 4)], turns)
+    assert switched["right"] == 2 and switched["accuracy"] == 2 / 3

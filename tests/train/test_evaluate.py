@@ -61,6 +61,31 @@ def test_json_holds_every_number(evaluated: tuple[Path, str], corpus: Corpus) ->
     assert 0.0 <= asd["map"] <= 1.0 and not math.isnan(asd["map"])
 
 
+def test_noise_kinds_wrong_lips_vocabulary_and_engines(evaluated: tuple[Path, str]) -> None:
+    """Every other noise kind at each SNR, the wrong-lips condition, in/out-of-vocabulary
+    words and per-engine rows are measured and tabled (issues 10 and 18)."""
+    out, table = evaluated
+    result = json.loads((out / "eval.json").read_text())
+    noisy = [s for s in SNRS if s != "clean"]
+    assert set(result["noise"]) == {"white", "pink", "brown", "keyboard"}
+    for kind, rows in result["noise"].items():
+        for modality in ("audio", "av"):
+            assert list(rows[modality]) == noisy and all(
+                rows[modality][s]["clips"] == 3 for s in noisy), kind
+        assert f"| {kind} | audio-only |" in table
+    assert list(result["mismatched"]["av"]) == list(SNRS)
+    assert "| AV, wrong lips |" in table and "| wrong lips - audio-only, points |" in table
+    vocabulary = result["vocabulary"]
+    assert vocabulary["train_words"] > 0 and 0 <= vocabulary["test_oov_rate"] <= 1
+    words = result["asr"]["av"]["clean"]["words"]
+    clean = vocabulary["rates"]["av"]["clean"]
+    assert clean["in_vocabulary"]["words"] + clean["oov"]["words"] == words
+    assert set(result["engines"]) == {"espeak"}  # the tiny corpus: espeak voices
+    assert result["engines"]["espeak"]["audio"]["clean"] == result["asr"]["audio"]["clean"]
+    assert "Fusion: at worst the AV WER is" in table and "| espeak | audio-visual | 3 |" in table
+    assert result["scene_asr"]["skipped"].startswith("a checkpoint")
+
+
 def test_plot_is_a_png(evaluated: tuple[Path, str]) -> None:
     out, _ = evaluated
     data = (out / "wer_snr.png").read_bytes()
@@ -98,6 +123,11 @@ def test_exported_model_dir_is_evaluated_through_the_runtime(
                     torch_result["asr"][modality][snr][metric], abs=0.02), (modality, snr)
     assert onnx["asd"]["map"] == pytest.approx(torch_result["asd"]["map"], abs=0.02)
     assert onnx["sync"]["windows"] == torch_result["sync"]["windows"]
+    # the scenes transcribed as files, their faces found: WER and who said what
+    scene = onnx["scene_asr"]
+    assert scene["scenes"] == 1 and scene["av"]["words"] == scene["audio"]["words"] > 0
+    assert scene["attribution"]["words"] >= 0 and "| multi-face scenes |" in (
+        out / "eval.md").read_text()
 
     # --finals: the transcripts are what a live stream gets (the recogniser's finals, clips in
     # lockstep), equal to streaming each clip on its own
