@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SYSTEM_STAMP := .cache/system-packages.ok
 DEBIAN_PACKAGES := espeak-ng libespeak-ng1 flite festival festvox-us-slt-hts fortunes-min fortunes \
 	wordnet-base bucklespring-data chromium \
-	fonts-dejavu-core
+	fonts-dejavu-core haproxy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 

@@ -114,7 +114,12 @@ class Metrics:
     """Every metric the server exports; one instance per server."""
 
     def __init__(self) -> None:
-        self.sessions_active = Gauge("avsync_sessions_active", "Open websocket sessions.")
+        self.sessions_active = Gauge("avsync_sessions_active", "Open websocket sessions "
+                                     "(the autoscaling signal: docs/deploy.md).")
+        self.sessions_max = Gauge("avsync_sessions_max",
+                                  "Sessions this server accepts (--max-sessions); more get 503.")
+        self.draining = Gauge("avsync_draining",
+                              "1 after SIGTERM, while open sessions finish; new ones get 503.")
         self.sessions_total = Counter("avsync_sessions_total", "Sessions started, by outcome.")
         self.http_requests = Counter("avsync_http_requests_total",
                                      "HTTP answers given in process_request, by status.")

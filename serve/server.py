@@ -8,7 +8,10 @@ fills it and is closed with 1013). The connection (`serve.connection.BoundedConn
 reading while its send buffer is full (results or pongs the client does not read) and treats a
 half-close as the end of input. `process_request` answers GET /healthz, /metrics (behind the
 token, if any), / and refuses upgrades with 401 (token), 403 (origin) or 503 (full or draining)
-before a session costs anything; other methods get 405, repeated Host/Origin/Authorization 400.
+before a session costs anything (/healthz is 503 too when full or draining, so a load balancer's
+health check routes elsewhere: docs/deploy.md); other methods get 405, repeated
+Host/Origin/Authorization 400. SIGTERM drains: the socket stays open to answer 503 while open
+sessions flush their finals and `done` and close with 1001.
 A session must send `start` within `start_timeout_s` of the upgrade, whatever else it sends.
 """
 
@@ -70,6 +73,7 @@ class AvsyncServer:
     def __init__(self, engine: Engine, config: ServerConfig) -> None:
         self.engine, self.config = engine, config
         self.metrics = Metrics()
+        self.metrics.sessions_max.set(config.max_sessions)
         self.capabilities = Capabilities(detect=detection_available(),
                                          container=container_available())
         self.runners: set[SessionRunner] = set()
@@ -108,10 +112,13 @@ class AvsyncServer:
         return self._server.sockets[0].getsockname()[1]
 
     async def drain(self, timeout: float | None = None) -> None:
-        """Stop accepting; open sessions flush their finals and `done`; then close the rest."""
+        """Stop accepting; open sessions flush their finals and `done`; then close the rest.
+
+        The socket stays open while sessions drain: a load balancer's health check gets 503
+        from /healthz, and an upgrade routed here before it noticed gets 503, not a reset.
+        """
         self.draining = True
-        assert self._server is not None
-        self._server.server.close()  # no new TCP connections; upgrades in flight get 503
+        self.metrics.draining.set(1)
         for runner in list(self.runners):
             runner.shut_down()
         pending = [r.task for r in self.runners if r.task is not None]
@@ -139,7 +146,9 @@ class AvsyncServer:
             return self._respond(HTTPStatus.BAD_REQUEST, "text/plain",
                                  f"header(s) {', '.join(repeated)} given more than once\n")
         if path == "/healthz":
-            return self._respond(HTTPStatus.OK, "application/json", json.dumps(self.health()))
+            health = self.health()
+            status = HTTPStatus.OK if health["status"] == "ok" else HTTPStatus.SERVICE_UNAVAILABLE
+            return self._respond(status, "application/json", json.dumps(health))
         if path == "/metrics":
             if self.config.token is not None and not self._authorized(request):
                 return self._unauthorized()
@@ -150,7 +159,7 @@ class AvsyncServer:
         if path != STREAM_PATH:
             return self._respond(HTTPStatus.NOT_FOUND, "text/plain",
                                  f"no such path {path!r}; the stream is at {STREAM_PATH}\n")
-        if self.draining or len(self.runners) >= self.config.max_sessions:
+        if self.draining or self.full:
             why = "draining" if self.draining else f"{len(self.runners)} sessions open"
             return self._respond(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain",
                                  f"server busy ({why}); retry later\n", {"Retry-After": "5"})
@@ -194,10 +203,16 @@ class AvsyncServer:
                            ("Connection", "close"), *(extra or {}).items()])
         return Response(status.value, status.phrase, headers, data)
 
+    @property
+    def full(self) -> bool:
+        return len(self.runners) >= self.config.max_sessions
+
     def health(self) -> dict[str, object]:
+        """status: "ok" (accepting sessions; /healthz 200), "full" or "draining" (503)."""
         info = self.engine.info
         p95 = self.metrics.partial_latency.quantile(0.95)
-        return {"status": "draining" if self.draining else "ok", "version": __version__,
+        status = "draining" if self.draining else "full" if self.full else "ok"
+        return {"status": status, "version": __version__,
                 "model": info.name, "model_version": info.version,
                 "sessions": len(self.runners), "max_sessions": self.config.max_sessions,
                 "uptime_s": round(time.time() - self.started, 3),
@@ -236,10 +251,13 @@ class SessionRunner:
         self._clock: tuple[float, int] | None = None  # (arrival, capture µs) of first media
         self._shutdown = False
         self._read_count = 0  # messages the reader has queued
+        self._taken = 0  # ... and the worker has taken from the inbox
+        self._read_at_shutdown = 0
 
     def shut_down(self) -> None:
         """SIGTERM: take what was received, then flush, send finals and `done`, and close."""
         self._shutdown = True
+        self._read_at_shutdown = self._read_count  # what was received: recognised, not lost
         self.inbox.wake()
 
     async def run(self) -> None:
@@ -324,6 +342,7 @@ class SessionRunner:
                 await self._carry_out(self.session.on_input_end())
                 continue
             message, received = item
+            self._taken += 1
             actions = (self.session.on_text(message) if isinstance(message, str)
                        else self.session.on_binary(message, received))
             await self._carry_out(actions, received)
@@ -403,7 +422,7 @@ class SessionRunner:
     async def _run_chunk(self, chunk: Chunk) -> None:
         assert self.server.batcher is not None
         output = await self.server.batcher.advance(self.stream, chunk.input)
-        await self._carry_out(self.session.on_output(output, chunk))
+        await self._carry_out(self.session.on_output(output))
 
     async def _flush(self) -> None:
         assert self.media is not None and self.server.batcher is not None
@@ -411,7 +430,7 @@ class SessionRunner:
         chunks = await loop.run_in_executor(self.server.media_pool, self.media.flush)
         for chunk in chunks:
             await self._run_chunk(chunk)
-        output = await self.server.batcher.call(self.server.engine.finish, self.stream)
+        output = await self.server.batcher.finish(self.stream)
         await self._carry_out(self.session.on_output(output))
         await self._carry_out(self.session.flushed(self.media.audio_ms,
                                                    self.media.frames_accepted))
@@ -429,6 +448,8 @@ class SessionRunner:
         """The inbox is empty and a deadline (or shutdown) came: end the session if due."""
         now, cfg = time.monotonic(), self.config
         if self._shutdown:
+            if self._taken < self._read_at_shutdown:
+                return []  # messages received before the shutdown wait in the inbox
             return self.session.end(ErrorCode.SHUTTING_DOWN, "the server is shutting down; "
                                     "what you sent was recognised, finals and done follow")
         if self.session.phase is Phase.WAITING and now >= self._opened + cfg.start_timeout_s:
