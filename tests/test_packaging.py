@@ -4,6 +4,7 @@ installs can shadow or be shadowed by a user's own `train`, `export` or `serve`.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,6 +17,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_the_wheel_holds_only_avsync_at_the_top(tmp_path: Path) -> None:
+    leftover = ROOT / "build"  # setuptools builds in the source tree; leave no trace
+    existed = leftover.exists()
+    try:
+        _check_wheel(tmp_path)
+    finally:
+        if not existed:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _check_wheel(tmp_path: Path) -> None:
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
                             "--no-build-isolation", "-q", "-w", str(tmp_path)],
                            capture_output=True, text=True, timeout=600)
