@@ -64,3 +64,14 @@ def test_lips_and_voice_are_in_sync(turn: int) -> None:
     lag, correlations = best_lag(opening, energy, max_lag=8)
     assert abs(lag) <= 1, correlations
     assert correlations[lag] > 0.3 and correlations[lag] > correlations[5] + 0.1
+
+
+def test_scenes_speak_with_the_corpus_engines_and_looks() -> None:
+    """A corpus of flite and festival voices with varied faces gets scenes of the same: the
+    two-face demo sample and the multi-face eval speak like the corpus, not espeak alone."""
+    from avsync.data.synth.scenes import make_scene
+
+    scene = make_scene(0, 1, "grid", "varied", ("espeak", "flite", "festival"), (110, 240))
+    engines = {getattr(face.voice, "engine", type(face.voice).__name__) for face in scene.faces}
+    assert len(scene.faces) == 3 and len(engines) == 3
+    assert any(face.face.base_yaw != 0 for face in scene.faces)

@@ -205,7 +205,8 @@ def generate_corpus(config: SynthConfig, progress: bool = True) -> CorpusSummary
 
         scenes, scene_seconds = generate_scenes(config.seed, config.scenes, config.out,
                                                 config.text, config.workers, progress,
-                                                config.appearance)
+                                                config.appearance, config.engines,
+                                                config.rate_wpm)
     return CorpusSummary(out=config.out, clips=len(results), seconds=seconds, elapsed=elapsed,
                          split_clips=counts, scenes=scenes, scene_seconds=scene_seconds,
                          scene_elapsed=time.perf_counter() - started - elapsed)

@@ -26,7 +26,7 @@ import numpy as np
 
 from avsync.data.synth.clips import level_and_noise, place, speak, word_timings
 from avsync.data.synth.face import CANVAS, render_clip
-from avsync.data.synth.speakers import SCENE, Speaker, make_speaker, rng_for
+from avsync.data.synth.speakers import RATE_WPM, SCENE, Speaker, make_speaker, rng_for
 from avsync.data.synth.visemes import idle_track, segments_track
 from avsync.data.synth.workers import parallel_map
 from avsync.media.roi import Box
@@ -93,12 +93,16 @@ def _plan_turns(rng: np.random.Generator, faces: list[Speaker], text: str,
     return turns, pieces, end, noise
 
 
-def make_scene(seed: int, index: int, text: str, appearance: str = "standard") -> Scene:
-    """Scene `index` of a corpus with `seed` (deterministic whatever else is generated)."""
+def make_scene(seed: int, index: int, text: str, appearance: str = "standard",
+               engines: tuple[str, ...] = ("espeak",), rate_wpm: tuple[int, int] = RATE_WPM
+               ) -> Scene:
+    """Scene `index` of a corpus with `seed` (deterministic whatever else is generated); its
+    faces' voices, looks and rates as the corpus's speakers (`make_speaker`)."""
     rng = rng_for(seed, SCENE, index)
     n_faces = int(rng.integers(2, MAX_FACES_PER_SCENE + 1))
     faces = [make_speaker(seed, index * MAX_FACES_PER_SCENE + f, namespace=SCENE,
-                          prefix=f"scene{index:05d}-", appearance=appearance)
+                          prefix=f"scene{index:05d}-", appearance=appearance,
+                          engines=engines, rate_wpm=rate_wpm)
              for f in range(n_faces)]
     lead = int(rng.uniform(0.3, 0.8) * SAMPLE_RATE)
     turns, pieces, end, noise = _plan_turns(rng, faces, text, lead)
@@ -156,21 +160,27 @@ def write_scene(scene: Scene, mp4: Path) -> None:
     mp4.with_suffix(".json").write_text(json.dumps(scene_json(scene), indent=1) + "\n")
 
 
-def _write_scene(job: tuple[int, int, str, str, str]) -> tuple[str, float, list[str]]:
+SceneJob = tuple[int, int, str, str, str, tuple[str, ...], tuple[int, int]]
+
+
+def _write_scene(job: SceneJob) -> tuple[str, float, list[str]]:
     """Make and write one scene (runs in a worker). job: (seed, index, text source, out dir,
-    appearance). Returns (video id, seconds, its CSV rows)."""
-    seed, index, text, out, appearance = job
-    scene = make_scene(seed, index, text, appearance)
+    appearance, engines, rate_wpm). Returns (video id, seconds, its CSV rows)."""
+    seed, index, text, out, appearance, engines, rate_wpm = job
+    scene = make_scene(seed, index, text, appearance, engines, rate_wpm)
     write_scene(scene, Path(out) / f"{scene.video_id}.mp4")
     return scene.video_id, len(scene.audio) / SAMPLE_RATE, label_rows(scene)
 
 
 def generate_scenes(seed: int, count: int, out: Path, text: str = "mixed", workers: int = 1,
-                    progress: bool = True, appearance: str = "standard") -> tuple[int, float]:
+                    progress: bool = True, appearance: str = "standard",
+                    engines: tuple[str, ...] = ("espeak",), rate_wpm: tuple[int, int] = RATE_WPM
+                    ) -> tuple[int, float]:
     """Write `count` scenes and their labels under `out/scenes`. Returns (scenes, seconds)."""
     directory = Path(out) / SCENE_DIR
     directory.mkdir(parents=True, exist_ok=True)
-    jobs = [(seed, i, text, str(directory), appearance) for i in range(count)]
+    jobs: list[SceneJob] = [(seed, i, text, str(directory), appearance, engines, rate_wpm)
+                            for i in range(count)]
     results = sorted(parallel_map(_write_scene, jobs, workers, progress, "scene"))
     rows = [row for _, _, scene_rows in results for row in scene_rows]
     (directory / LABELS_FILE).write_text("".join(f"{row}\n" for row in rows))
