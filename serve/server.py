@@ -422,7 +422,7 @@ class SessionRunner:
     async def _run_chunk(self, chunk: Chunk) -> None:
         assert self.server.batcher is not None
         output = await self.server.batcher.advance(self.stream, chunk.input)
-        await self._carry_out(self.session.on_output(output))
+        await self._carry_out(self.session.on_output(output, chunk))
 
     async def _flush(self) -> None:
         assert self.media is not None and self.server.batcher is not None
@@ -430,7 +430,7 @@ class SessionRunner:
         chunks = await loop.run_in_executor(self.server.media_pool, self.media.flush)
         for chunk in chunks:
             await self._run_chunk(chunk)
-        output = await self.server.batcher.finish(self.stream)
+        output = await self.server.batcher.call(self.server.engine.finish, self.stream)
         await self._carry_out(self.session.on_output(output))
         await self._carry_out(self.session.flushed(self.media.audio_ms,
                                                    self.media.frames_accepted))
