@@ -2,8 +2,10 @@
 
 Why: a batched ONNX run of N streams costs far less than N runs (bench/serve.py measures the
 ratio of sessions held), and running it on a small thread pool keeps the event loop free to
-read sockets and answer pings. The first pending chunk waits at most `max_wait_s` for others
-to join; up to `threads` batches run at once.
+read sockets and answer pings. The first pending item waits at most `max_wait_s` for others
+to join; up to `threads` batches run at once. An item is one stream's next chunk, or its end
+(`finish`: tail padding and last finals), so the ends of sessions batch with the chunks of
+others: one `engine.advance` and one `engine.finish` per batch.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from avsync.serve.engine import ChunkInput, ChunkOutput, Engine
+from avsync.serve.engine import Engine
 from avsync.serve.metrics import Metrics
 
+from avsync.runtime import Stream, StreamChunk, StreamUpdate
+
 R = TypeVar("R")
-_Item = tuple[Any, ChunkInput, "asyncio.Future[ChunkOutput]"]
+# one stream's next chunk (None: its end) and where its update goes
+_Item = tuple[Stream, StreamChunk | None, "asyncio.Future[StreamUpdate]"]
 
 
 class Batcher:
@@ -36,15 +41,22 @@ class Batcher:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="batcher")
 
-    async def advance(self, stream: Any, chunk: ChunkInput) -> ChunkOutput:
+    async def advance(self, stream: Stream, chunk: StreamChunk) -> StreamUpdate:
         """One chunk of one stream, run in the next batch."""
-        future: asyncio.Future[ChunkOutput] = asyncio.get_running_loop().create_future()
+        return await self._submit(stream, chunk)
+
+    async def finish(self, stream: Stream) -> StreamUpdate:
+        """The end of one stream (after its last chunk's update), run in the next batch."""
+        return await self._submit(stream, None)
+
+    async def _submit(self, stream: Stream, chunk: StreamChunk | None) -> StreamUpdate:
+        future: asyncio.Future[StreamUpdate] = asyncio.get_running_loop().create_future()
         self._pending.append((stream, chunk, future))
         self._arrived.set()
         return await future
 
     async def call(self, function: Callable[..., R], *args: Any) -> R:
-        """Any other engine work (open, finish) on the same pool, never on the event loop."""
+        """Any other engine work on the same pool, never on the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
 
     async def close(self) -> None:
@@ -80,7 +92,7 @@ class Batcher:
 
     async def _execute(self, batch: list[_Item]) -> None:
         try:
-            outputs = await self.call(self._timed_advance, [(s, c) for s, c, _ in batch])
+            outputs = await self.call(self._timed_run, [(s, c) for s, c, _ in batch])
         except Exception as error:  # a bug in the engine: every caller hears about it
             for *_, future in batch:
                 if not future.done():
@@ -96,10 +108,22 @@ class Batcher:
         finally:
             self._slots.release()
 
-    def _timed_advance(self, pairs: list[tuple[Any, ChunkInput]]
-                       ) -> list[ChunkOutput | Exception]:
+    def _timed_run(self, items: list[tuple[Stream, StreamChunk | None]]
+                   ) -> list[StreamUpdate | Exception]:
+        """The batch's chunks in one `engine.advance`, its ends in one `engine.finish` ->
+        updates in the items' order."""
         began = time.perf_counter()
-        outputs = self.engine.advance(pairs)
+        chunks = [(i, (s, c)) for i, (s, c) in enumerate(items) if c is not None]
+        ends = [(i, s) for i, (s, c) in enumerate(items) if c is None]
+        outputs: list[StreamUpdate | Exception] = [Exception()] * len(items)
+        if chunks:
+            for (i, _), output in zip(chunks, self.engine.advance([p for _, p in chunks]),
+                                      strict=True):
+                outputs[i] = output
+        if ends:
+            for (i, _), output in zip(ends, self.engine.finish([s for _, s in ends]),
+                                      strict=True):
+                outputs[i] = output
         self.metrics.inference_seconds.observe(time.perf_counter() - began)
-        self.metrics.batch_size.observe(len(pairs))
+        self.metrics.batch_size.observe(len(items))
         return outputs

@@ -21,7 +21,7 @@ from avsync.serve.config import ServerConfig
 from avsync.runtime.precision import add_precision_argument
 
 if TYPE_CHECKING:
-    from avsync.serve.runtime_engine import RuntimeEngineConfig
+    from avsync.runtime import StreamConfig
 
 
 class JsonFormatter(logging.Formatter):
@@ -123,14 +123,12 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(**values)
 
 
-def engine_config_from_args(args: argparse.Namespace) -> RuntimeEngineConfig:
-    from avsync.serve.runtime_engine import RuntimeEngineConfig
-
-    from avsync.runtime import EndpointConfig, RecognizerConfig
+def engine_config_from_args(args: argparse.Namespace) -> StreamConfig:
+    from avsync.runtime import EndpointConfig, RecognizerConfig, StreamConfig
 
     given = {"trailing_blank_ms": args.trailing_blank_ms, "max_segment_ms": args.max_segment_ms}
     endpoint = EndpointConfig(**{k: v for k, v in given.items() if v is not None})
-    return RuntimeEngineConfig(recognizer=RecognizerConfig(
+    return StreamConfig(recognizer=RecognizerConfig(
         endpoint=endpoint, second_pass=not args.no_second_pass))
 
 

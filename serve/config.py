@@ -45,8 +45,6 @@ class ServerConfig:
     sample_rates: tuple[int, ...] = SAMPLE_RATES
     max_av_skew_s: float = 1.0  # one modality this far ahead of the other → hold/silence
     max_gap_s: float = 2.0  # a timestamp jump past the media received (serve/clock.py)
-    speakers_every_steps: int = 5  # speakers message at most every 200 ms
-    sync_every_steps: int = 25  # sync message at most once a second
     # --- compute ----------------------------------------------------------------------
     batch_max: int = 16  # sessions' chunks per runtime call
     batch_wait_ms: float = 5.0  # how long the batcher waits to fill a batch

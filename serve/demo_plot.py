@@ -63,7 +63,7 @@ def plot_timeline(out: Path, audio: np.ndarray, reference: Reference, transcript
             start, end = word.start_ms / 1000, word.end_ms / 1000
             words.barh(0.3, end - start, left=start, height=0.3, color="tab:purple",
                        alpha=0.15 + 0.6 * word.confidence)
-            words.text((start + end) / 2, 0.3, word.word[:10], ha="center", va="center",
+            words.text((start + end) / 2, 0.3, word.text[:10], ha="center", va="center",
                        fontsize=6, rotation=90, clip_on=True)
     words.set_ylim(0, 1)
     words.set_yticks([0.3, 0.75], ["recognised", "reference"])

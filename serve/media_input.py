@@ -1,4 +1,4 @@
-"""One session's media → engine chunks: 16 kHz audio and per-step mouth ROIs, aligned in time.
+"""One session's media → stream chunks: 16 kHz audio and per-step mouth ROIs, aligned in time.
 
 Runs on a media thread (decoding, resampling, face detection and cropping are CPU work the
 event loop must not do); one session's calls are sequential, so no locks.
@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from avsync.serve.audio_input import invalid_samples_error, pcm_to_float
 from avsync.serve.config import ServerConfig
-from avsync.serve.engine import ChunkInput
 from avsync.serve.frames import FaceFinder, decode_frame
 from avsync.serve.protocol import (
     BinaryKind,
@@ -41,6 +40,7 @@ from avsync.serve.protocol import (
 from avsync.errors import MediaError, ProtocolError
 from avsync.media.resample import StreamingResampler
 from avsync.media.roi import FACE_BOX, Box, crop_face
+from avsync.runtime import StreamChunk
 from avsync.timebase import FPS, SAMPLE_RATE, SAMPLES_PER_STEP, STEP_MS
 
 if TYPE_CHECKING:
@@ -52,9 +52,11 @@ STEP_US: int = STEP_MS * 1000
 
 @dataclass(frozen=True)
 class Chunk:
-    """An engine chunk plus what the session reports with its results."""
+    """A stream chunk (`input`: audio, every face's ROIs and box, the preferred face) of
+    `input.steps` steps from stream step `start_step`, and its faces' boxes."""
 
-    input: ChunkInput
+    start_step: int
+    input: StreamChunk
     boxes: dict[int, Box]  # face boxes (declared frame pixels) at the chunk's last step
 
 
@@ -275,7 +277,8 @@ class MediaInput:
             self._drop += missing  # audio for these steps, if it ever comes, is too late
         faces, boxes, primary = self._chunk_faces(start, end)
         self._next = end
-        return Chunk(ChunkInput(start, steps, audio, faces, primary), boxes)
+        reported = {t: (b.x, b.y, b.w, b.h) for t, b in boxes.items()}
+        return Chunk(start, StreamChunk(audio, faces, reported, primary, steps), boxes)
 
     def _chunk_faces(self, start: int, end: int) -> tuple[dict, dict[int, Box], int | None]:
         if not self.has_video:

@@ -5,6 +5,11 @@ wire encoding live here once (docs/protocol.md describes them, docs/protocol/*.s
 a JSON Schema per text message and tests prove the two agree). No magic strings elsewhere:
 code compares against these enums.
 
+Results are the runtime's own types (`avsync.runtime.results`: Partial, Final and its Words,
+Speakers, Sync), serialised here as they are: `_WIRE_NAMES` says where a field's wire name
+differs (a Word's `text` is `word` on the wire) and `_RUNTIME_ONLY` which fields stay in the
+runtime (a final's `confidence` and `tokens`).
+
 Text messages are JSON objects with a `type`. Binary messages are media: a 16-byte header
 (`HEADER`, little-endian) then the payload. Times on the wire are integers: capture timestamps
 in microseconds (client clock), result times in milliseconds of *stream time*, whose zero is the
@@ -22,6 +27,8 @@ from enum import IntEnum, StrEnum
 from typing import Any, ClassVar
 
 from avsync.errors import ProtocolError
+from avsync.runtime.results import Final, Partial, Speakers, SpeakerTrack, Sync
+from avsync.runtime.words import Word
 
 PROTOCOL_VERSION: int = 1
 STREAM_PATH: str = "/v1/stream"
@@ -280,66 +287,6 @@ class Ready:
 
 
 @dataclass(frozen=True)
-class Word:
-    """face: the face track that said the word, null for a voice no visible face is saying
-    (or a session without video)."""
-
-    word: str
-    start_ms: int
-    end_ms: int
-    confidence: float
-    face: int | None = None
-
-
-@dataclass(frozen=True)
-class Partial:
-    """The whole current hypothesis of the open segment; replaces the previous partial."""
-
-    TYPE: ClassVar[MessageType] = MessageType.PARTIAL
-    segment: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Final:
-    """An immutable segment: never sent twice, never revised; closes segment `segment`."""
-
-    TYPE: ClassVar[MessageType] = MessageType.FINAL
-    segment: int
-    text: str
-    start_ms: int
-    end_ms: int
-    words: tuple[Word, ...] = ()
-    face: int | None = None  # the face track that said most of it; null: none visible did
-    box: tuple[float, float, float, float] | None = None  # that face's last box (x, y, w, h)
-
-
-@dataclass(frozen=True)
-class SpeakerTrack:
-    id: int
-    box: tuple[float, float, float, float]  # x, y, w, h: face box in declared frame pixels
-    speaking: float  # probability in [0, 1]
-
-
-@dataclass(frozen=True)
-class Speakers:
-    TYPE: ClassVar[MessageType] = MessageType.SPEAKERS
-    time_ms: int  # stream time of the step these probabilities describe
-    tracks: tuple[SpeakerTrack, ...] = ()
-
-
-@dataclass(frozen=True)
-class Sync:
-    """AV offset: positive offset_ms = the audio lags the video (sound comes after the lips)."""
-
-    TYPE: ClassVar[MessageType] = MessageType.SYNC
-    time_ms: int
-    offset_ms: int
-    confidence: float
-    track: int = 0  # the face track the estimate is about
-
-
-@dataclass(frozen=True)
 class Error:
     TYPE: ClassVar[MessageType] = MessageType.ERROR
     code: ErrorCode
@@ -363,26 +310,50 @@ class Done:
 ClientMessage = Start | End
 ServerMessage = Ready | Partial | Final | Speakers | Sync | Error | Done
 Message = ClientMessage | ServerMessage
-_BY_TYPE: dict[str, type] = {cls.TYPE.value: cls for cls in
-                             (Start, End, Ready, Partial, Final, Speakers, Sync, Error, Done)}
+# the runtime's result types and the message type each is sent as
+_RESULT_TYPES: dict[type, MessageType] = {Partial: MessageType.PARTIAL, Final: MessageType.FINAL,
+                                          Speakers: MessageType.SPEAKERS, Sync: MessageType.SYNC}
+_BY_TYPE: dict[str, type] = {
+    **{cls.TYPE.value: cls for cls in (Start, End, Ready, Error, Done)},
+    **{kind.value: cls for cls, kind in _RESULT_TYPES.items()}}
+_WIRE_NAMES: dict[type, dict[str, str]] = {Word: {"text": "word"}}  # field -> wire name
+_RUNTIME_ONLY: dict[type, frozenset[str]] = {Final: frozenset({"confidence", "tokens"})}
+KEEP_NULL = frozenset({"face", "box"})  # null says something here: no visible face said it
+
+
+def message_type(message: Message) -> MessageType:
+    """The `type` a message is sent with."""
+    kind = _RESULT_TYPES.get(type(message))
+    return kind if kind is not None else message.TYPE  # type: ignore[union-attr]
 
 
 def to_wire(message: Message) -> dict[str, Any]:
     """The JSON object for a message: `type` first, then its fields (None fields left out)."""
-    body = dataclasses.asdict(message, dict_factory=_drop_none)
-    return {"type": message.TYPE.value, **body}
+    return {"type": message_type(message).value, **_fields(message)}
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    names, hidden = _WIRE_NAMES.get(type(obj), {}), _RUNTIME_ONLY.get(type(obj), frozenset())
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.name in hidden or (value is None and f.name not in KEEP_NULL):
+            continue
+        out[names.get(f.name, f.name)] = _value(value)
+    return out
+
+
+def _value(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _fields(value)
+    if isinstance(value, tuple | list):
+        return [_value(v) for v in value]
+    return value
 
 
 def encode(message: Message) -> str:
     """The one serialiser: every text message, both directions, goes through here."""
     return json.dumps(to_wire(message), separators=(",", ":"), allow_nan=False)
-
-
-KEEP_NULL = frozenset({"face", "box"})  # null says something here: no visible face said it
-
-
-def _drop_none(items: list[tuple[str, Any]]) -> dict[str, Any]:
-    return {key: value for key, value in items if value is not None or key in KEEP_NULL}
 
 
 def decode_server_message(text: str | bytes) -> ServerMessage:
@@ -402,10 +373,12 @@ _ENUMS: dict[str, type] = {"code": ErrorCode}
 def _build(cls: type, obj: dict[str, Any]) -> Any:
     """Rebuild nested dataclasses from plain JSON (lists become tuples, known enums typed)."""
     kwargs: dict[str, Any] = {}
+    names = _WIRE_NAMES.get(cls, {})
     for f in dataclasses.fields(cls):
-        if f.name not in obj:
+        wire = names.get(f.name, f.name)
+        if wire not in obj:
             continue
-        value = obj[f.name]
+        value = obj[wire]
         if f.name in _NESTED:
             value = _build(_NESTED[f.name], value)
         elif f.name in _ITEMS:

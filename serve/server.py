@@ -55,6 +55,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from avsync import __version__
+from avsync.runtime import Stream
 
 log = logging.getLogger("avsync.serve")
 _CLIENT_GONE = "client_gone"
@@ -245,7 +246,7 @@ class SessionRunner:
         self._outbox_bytes = 0  # bounded by config.outbox_bytes
         self.task: asyncio.Task | None = None
         self.media: MediaInput | None = None
-        self.stream: object | None = None
+        self.stream: Stream | None = None  # the session's runtime stream, once started
         self._opened = time.monotonic()
         self._last_message = self._opened
         self._clock: tuple[float, int] | None = None  # (arrival, capture µs) of first media
@@ -421,8 +422,9 @@ class SessionRunner:
 
     async def _run_chunk(self, chunk: Chunk) -> None:
         assert self.server.batcher is not None
+        assert self.stream is not None
         output = await self.server.batcher.advance(self.stream, chunk.input)
-        await self._carry_out(self.session.on_output(output, chunk))
+        await self._carry_out(self.session.on_output(output))
 
     async def _flush(self) -> None:
         assert self.media is not None and self.server.batcher is not None
@@ -430,7 +432,8 @@ class SessionRunner:
         chunks = await loop.run_in_executor(self.server.media_pool, self.media.flush)
         for chunk in chunks:
             await self._run_chunk(chunk)
-        output = await self.server.batcher.call(self.server.engine.finish, self.stream)
+        assert self.stream is not None
+        output = await self.server.batcher.finish(self.stream)
         await self._carry_out(self.session.on_output(output))
         await self._carry_out(self.session.flushed(self.media.audio_ms,
                                                    self.media.frames_accepted))

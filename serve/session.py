@@ -4,7 +4,10 @@ Why sans-I/O: every rule of the protocol (what may come when, which errors are f
 `done` may go out, which segment a partial belongs to) is decided here by plain method calls
 that return *actions*, so tests drive it directly and the websocket adapter (server.py) only
 carries actions out. Time-based events (idle timeout, session length, shutdown) come in as
-calls to `end()`; media work goes out as `Feed` actions for a media thread.
+calls to `end()`; media work goes out as `Feed` actions for a media thread. Results come in
+as the runtime's `StreamUpdate`s and go out as they are (the protocol serialises the runtime's
+types): segment numbers, partial deduplication and the speakers/sync throttles are the
+runtime's; the session only counts the finals for `done`.
 
 Phases: WAITING (for `start`) → STREAMING → ENDING (no more input; flushing) → CLOSED.
 """
@@ -16,8 +19,7 @@ from enum import StrEnum
 
 from avsync.serve.clock import STEP_US, StreamClock
 from avsync.serve.config import ServerConfig
-from avsync.serve.engine import ChunkOutput, EngineInfo
-from avsync.serve.media_input import Chunk
+from avsync.serve.engine import EngineInfo
 from avsync.serve.parse import parse_client_message
 from avsync.serve.protocol import (
     FACE_BOX,
@@ -29,22 +31,18 @@ from avsync.serve.protocol import (
     Error,
     ErrorCode,
     FaceMode,
-    Final,
     Limits,
     MediaHeader,
     ModelSummary,
-    Partial,
     Ready,
     ServerMessage,
-    Speakers,
-    SpeakerTrack,
     Start,
-    Sync,
     Task,
     unpack_media,
 )
 
 from avsync.errors import ProtocolError
+from avsync.runtime import Final, StreamUpdate
 from avsync.timebase import STEP_MS
 
 
@@ -106,11 +104,7 @@ class Session:
         self.tasks: frozenset[Task] = frozenset()
         self._last: dict[BinaryKind, MediaHeader] = {}
         self.clock = StreamClock(int(config.max_gap_s * 1e6))
-        self._segment = 0  # id of the open segment; finals close it
-        self._boxes: dict[int, tuple[float, float, float, float]] = {}  # track -> last box
-        self._partial = ""
-        self._last_speakers: int | None = None
-        self._last_sync: int | None = None
+        self._finals = 0  # finals sent (done says how many)
         self._end_reason = "end"
         self._end_close = CloseCode.NORMAL
 
@@ -180,25 +174,12 @@ class Session:
                 actions += self._begin_end("error", CloseCode.POLICY)
         return actions
 
-    def on_output(self, out: ChunkOutput, chunk: Chunk | None = None) -> list[Action]:
-        """Engine results → messages: finals, the new partial, throttled speakers and sync."""
+    def on_output(self, update: StreamUpdate) -> list[Action]:
+        """A stream update -> its messages: finals, the new partial, speakers, sync."""
         if self.phase is Phase.CLOSED:
             return []
-        messages: list[ServerMessage] = []
-        if chunk is not None and chunk.boxes:
-            self._boxes.update({t: _box(b) for t, b in chunk.boxes.items()})
-        if Task.TRANSCRIPT in self.tasks:
-            for segment in out.finals:
-                box = None if segment.face is None else self._boxes.get(segment.face)
-                messages.append(Final(self._segment, segment.text, segment.start_ms,
-                                      segment.end_ms, segment.words, segment.face, box))
-                self._segment += 1
-                self._partial = ""
-            if out.partial and out.partial != self._partial:
-                messages.append(Partial(self._segment, out.partial))
-                self._partial = out.partial
-        if chunk is not None:
-            messages += self._reports(out, chunk)
+        messages = update.messages
+        self._finals += sum(isinstance(m, Final) for m in messages)
         return [Send(m) for m in messages]
 
     def end(self, code: ErrorCode, message: str) -> list[Action]:
@@ -216,7 +197,7 @@ class Session:
         """Every chunk and the engine's finish() went through on_output: `done`, then close."""
         assert self.phase is Phase.ENDING, self.phase
         self.phase = Phase.CLOSED
-        done = Done(self._segment, audio_ms, video_frames, self._end_reason)
+        done = Done(self._finals, audio_ms, video_frames, self._end_reason)
         return [Send(done), Close(self._end_close, self._end_reason)]
 
     def abort(self, code: ErrorCode, message: str, close: CloseCode) -> list[Action]:
@@ -305,25 +286,6 @@ class Session:
             return samples * 1_000_000 // audio.sample_rate
         return STEP_US if header.kind is BinaryKind.VIDEO else 0
 
-    def _reports(self, out: ChunkOutput, chunk: Chunk) -> list[ServerMessage]:
-        end_step = chunk.input.start_step + chunk.input.steps
-        time_ms = (end_step - 1) * STEP_MS
-        messages: list[ServerMessage] = []
-        every = self.config.speakers_every_steps
-        if Task.SPEAKERS in self.tasks and out.speaking and chunk.boxes \
-                and (self._last_speakers is None or end_step - self._last_speakers >= every):
-            tracks = tuple(SpeakerTrack(t, _box(chunk.boxes[t]), round(p, 4))
-                           for t, p in sorted(out.speaking.items()) if t in chunk.boxes)
-            messages.append(Speakers(time_ms, tracks))
-            self._last_speakers = end_step
-        every = self.config.sync_every_steps
-        if Task.SYNC in self.tasks and out.sync is not None \
-                and (self._last_sync is None or end_step - self._last_sync >= every):
-            sync = out.sync
-            messages.append(Sync(time_ms, sync.offset_ms, round(sync.confidence, 4), sync.track))
-            self._last_sync = end_step
-        return messages
-
     def _begin_end(self, reason: str, close: CloseCode) -> list[Action]:
         self.phase, self._end_reason, self._end_close = Phase.ENDING, reason, close
         return [Flush()]
@@ -356,10 +318,6 @@ class Session:
 
 def _fatal(code: ErrorCode, message: str) -> ProtocolError:
     return ProtocolError(code, message, fatal=True)
-
-
-def _box(box) -> tuple[float, float, float, float]:
-    return (round(box.x, 1), round(box.y, 1), round(box.w, 1), round(box.h, 1))
 
 
 def _allowed_kinds(start: Start) -> frozenset[BinaryKind]:

@@ -7,7 +7,11 @@ mouth ROIs at the stored size, a missing modality is None) and returns
 - `transcribe(clips)`: the decoded text of each clip.
 `CheckpointBackend` runs a training checkpoint with PyTorch, in the streaming chunk mode the
 model is served with (or whole utterances); `avsync.runtime.evaluation.RuntimeBackend` runs an
-exported model directory with onnxruntime, decoding the same way. `open_backend` picks one.
+exported model directory with onnxruntime, decoding the same way, or (`finals=True`) through
+the runtime's stream API as the server does (`avsync.runtime.streams`: the clips advanced
+together, second passes and rescoring batched across them). `avsync eval`'s multi-face scenes
+go through `avsync transcribe`'s path, the same stream API with every face and the server's
+choice of lips. `open_backend` picks one.
 """
 
 from __future__ import annotations

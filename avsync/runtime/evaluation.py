@@ -6,8 +6,10 @@ It has the two methods of the evaluation seam (`train/eval_backend.py`'s `EvalBa
 each whole clip, the same decoding the checkpoint backend does, so a checkpoint and its export
 are compared like for like. `chunk=None` streams each clip as a single chunk, which is the
 model's full-utterance mode (a step attends to the whole clip). With `finals=True` the
-transcripts are instead what a live stream gets: the `StreamingRecognizer`'s finals
-(endpointing, the second pass over each segment, rescoring), clips batched in lockstep.
+transcripts are instead what a live stream gets: the finals of the runtime's stream API
+(`avsync.runtime.streams`: endpointing, the second pass over each segment, rescoring), the
+clips advanced in lockstep as a server's sessions are, their first passes, second passes and
+rescoring batched across clips.
 """
 
 from __future__ import annotations

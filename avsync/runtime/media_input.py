@@ -6,11 +6,12 @@ the shorter side at most 480 lines, what face detection needs), cropped to mouth
 and only the ROIs travel on.
 
 Faces, two ways: `whole` (the frame is the face box: LRS2/LRS3-style face-centred clips and
-the synthetic corpus) or `detect` (face detection + landmark tracking, for
-arbitrary video): the track seen on most frames is the speaker whose lips are read; on frames
-where it is missing its nearest known box is held. Choosing that track needs the whole video,
-so `detect` reads the file twice: once (video only) for the boxes, which are all it keeps,
-then again for the ROIs and audio.
+the synthetic corpus) or `detect` (face detection + landmark tracking, for arbitrary video).
+`detect` reads the file twice: once (video only) to track the faces, keeping only what a crop
+needs of each (box and 6 points), then again for the ROIs and audio. `steps()` gives every
+face of every frame (what `avsync transcribe` hands the stream API, which picks the lips per
+step as the server does); `pieces()` gives one face per frame, the track seen on most frames
+(held where it is missing), for whole-clip tools.
 
 Mouths are cut by the model's crop convention (`model.json` roi.convention,
 `avsync.media.roi`). `detect` follows faces by their landmarks (`avsync.media.face_tracking`)
@@ -31,9 +32,11 @@ import numpy as np
 from avsync.errors import MediaError
 from avsync.media.decode import Damage, MediaReader
 from avsync.media.mouths import working_format
-from avsync.media.roi import FACE_BOX
+from avsync.media.roi import FACE_BOX, Face
+from avsync.runtime.chunking import FaceFrame
 from avsync.runtime.model_card import ModelCard
 from avsync.runtime.offline import ClipInput
+from avsync.runtime.results import Box
 
 FaceMode = Literal["whole", "detect"]
 
@@ -78,7 +81,7 @@ class SpeakerTrack:
 
         self.convention = check_convention(convention)
         self._tracker = LandmarkTracker(max_faces=4)
-        self._seen: dict[int, dict[int, object]] = {}  # track -> {frame index: Face}
+        self._seen: dict[int, dict[int, Face]] = {}  # track -> {frame index: Face}
         self.frames = 0
 
     def add(self, frame: np.ndarray) -> None:
@@ -86,6 +89,12 @@ class SpeakerTrack:
         for face in self._tracker.update(frame):
             self._seen.setdefault(face.track_id, {})[self.frames] = face.face.compact()
         self.frames += 1
+
+    def faces_at(self, frame: int) -> dict[int, Face]:
+        """{track: Face} of every face on frame `frame`, the largest first (as the server
+        orders a frame's faces)."""
+        faces = {t: seen[frame] for t, seen in self._seen.items() if frame in seen}
+        return dict(sorted(faces.items(), key=lambda tf: -tf[1].box.w * tf[1].box.h))
 
     def boxes(self) -> list | None:
         if not self._seen:
@@ -125,6 +134,7 @@ class MediaStream:
     damage: tuple[Damage, ...] = field(init=False, default=())
     warnings: list[str] = field(init=False, default_factory=list)
     _boxes: list | None = field(init=False, default=None, repr=False)
+    _speaker: SpeakerTrack | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._format = working_format(self.card.roi.stored)
@@ -165,7 +175,7 @@ class MediaStream:
             for piece in video.pieces():
                 for frame in piece.frames:
                     speaker.add(frame)
-        self._boxes = speaker.boxes()
+        self._speaker, self._boxes = speaker, speaker.boxes()
         if self._boxes is not None:
             return
         if not self.audio:
@@ -192,6 +202,32 @@ class MediaStream:
                 yield ClipInput(piece.audio if self.has_audio else None, rois)
             self.duration, self.damage = reader.duration, tuple(reader.damage)
 
+    def steps(self) -> Iterator[tuple[np.ndarray | None, list[FaceFrame] | None]]:
+        """The file in order, as (audio (n,) float32 @ 16 kHz or None, one FaceFrame per
+        video frame or None): every face of each frame, {track: (mouth ROI, face box)}."""
+        from avsync.media.face_tracking import FaceCentredCropper
+        from avsync.media.roi import crop_face, whole_frame_face
+
+        size, convention = self.card.roi.stored, self.card.roi.convention
+        whole = FaceCentredCropper(size, convention)
+        with MediaReader(self.path, video=self.has_rois, audio=self.has_audio,
+                         frames=self._format) as reader:
+            index = 0
+            for piece in reader.pieces():
+                frames: list[FaceFrame] | None = None
+                if self.has_rois and self._speaker is None:
+                    rois = whole.crop(piece.frames)
+                    frames = [{0: (roi, _box(whole_frame_face(f.shape[1], f.shape[0])))}
+                              for roi, f in zip(rois, piece.frames, strict=True)]
+                elif self.has_rois:
+                    assert self._speaker is not None
+                    frames = [{t: (crop_face(f, face, size, convention), _box(face.box))
+                               for t, face in self._speaker.faces_at(index + k).items()}
+                              for k, f in enumerate(piece.frames)]
+                    index += len(piece.frames)
+                yield (piece.audio if self.has_audio else None), frames
+            self.duration, self.damage = reader.duration, tuple(reader.damage)
+
     def _crop(self, frames: np.ndarray, first: int, whole) -> np.ndarray:
         """whole: the FaceCentredCropper of face-centred (`whole`) streams."""
         from avsync.media.roi import crop_faces
@@ -212,3 +248,8 @@ def load_media(path: str | Path, card: ModelCard, *, audio: bool = True, video: 
     pcm = np.concatenate([p.audio for p in pieces]) if stream.has_audio else None
     rois = np.concatenate([p.rois for p in pieces]) if stream.has_rois else None
     return MediaInput(ClipInput(pcm, rois), stream.duration, stream.face_mode, stream.damage)
+
+
+def _box(box) -> Box:
+    """A `roi.Box` as the (x, y, w, h) tuple results carry."""
+    return (float(box.x), float(box.y), float(box.w), float(box.h))

@@ -261,21 +261,32 @@ class Model:
         memory: (T, d_fusion) float32, one segment's fusion memory; hypotheses: token id lists
         (no bos/eos) -> (N,) float32 summed log-probabilities, one decoder run for all N.
         """
-        n = len(hypotheses)
-        if n == 0:
-            return np.zeros(0, np.float32)
+        return self.score_many([(memory, hypotheses)])[0]
+
+    def score_many(self, segments: Sequence[tuple[np.ndarray, Sequence[Sequence[int]]]]
+                   ) -> list[np.ndarray]:
+        """`score` for many segments (of many streams) in one decoder run: each (memory
+        (T_i, d_fusion), hypotheses) -> (N_i,) float32. Memories are zero-padded to the
+        longest, `memory_lengths` masking the padding out (the scores equal `score`'s)."""
+        rows = [(memory, list(h)) for memory, hypotheses in segments for h in hypotheses]
+        counts = [len(hypotheses) for _, hypotheses in segments]
+        if not rows:
+            return [np.zeros(0, np.float32) for _ in segments]
         card = self.card
-        width = max(len(h) for h in hypotheses) + 1
+        n, width = len(rows), max(len(h) for _, h in rows) + 1
+        steps, dim = max(m.shape[0] for m, _ in rows), rows[0][0].shape[1]
+        memory = np.zeros((n, steps, dim), np.float32)
         tokens = np.zeros((n, width), np.int64)
         targets = np.zeros((n, width), np.int64)
-        for k, h in enumerate(hypotheses):
+        for k, (m, h) in enumerate(rows):
+            memory[k, :m.shape[0]] = m
             tokens[k, :len(h) + 1] = [card.bos_id, *h]
             targets[k, :len(h) + 1] = [*h, card.eos_id]
-        lengths = np.asarray([len(h) + 1 for h in hypotheses], np.int64)
-        t = memory.shape[0]
+        lengths = np.asarray([len(h) + 1 for _, h in rows], np.int64)
         (log_probs,) = self.graphs[DECODER.name](
-            memory=np.broadcast_to(memory.astype(np.float32), (n, t, memory.shape[1])).copy(),
-            memory_lengths=np.full(n, t, np.int64), tokens=tokens, token_lengths=lengths)
+            memory=memory, memory_lengths=np.asarray([m.shape[0] for m, _ in rows], np.int64),
+            tokens=tokens, token_lengths=lengths)
         picked = np.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
         valid = np.arange(width)[None, :] < lengths[:, None]
-        return (picked * valid).sum(axis=1).astype(np.float32)
+        scores = (picked * valid).sum(axis=1).astype(np.float32)
+        return list(np.split(scores, np.cumsum(counts)[:-1]))

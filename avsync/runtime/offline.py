@@ -12,7 +12,9 @@ import numpy as np
 
 from avsync.errors import MediaError
 from avsync.runtime.model import ChunkRequest, ChunkResult, Model
-from avsync.runtime.recognizer import Final, RecognizerConfig, StreamingRecognizer
+from avsync.runtime.recognizer import RecognizerConfig, StreamingRecognizer
+from avsync.runtime.results import Final
+from avsync.runtime.streams import Recognizer, StreamChunk, StreamConfig
 
 TRACK: int = 0
 
@@ -128,26 +130,42 @@ def transcribe_clip(model: Model, clip: ClipInput, config: RecognizerConfig | No
 def transcribe_clips(model: Model, clips: Sequence[ClipInput],
                      config: RecognizerConfig | None = None, batch_size: int = 16
                      ) -> list[list[Final]]:
-    """`transcribe_clip` for many clips at once: up to `batch_size` recognisers advance in
-    lockstep, one `Model.advance` per chunk index (as a server batches its sessions)."""
+    """`transcribe_clip` for many clips at once: up to `batch_size` streams of the stream API
+    (`avsync.runtime.streams`) advance in lockstep, one `Recognizer.advance` per chunk index
+    and one `finish` for all, as a server batches its sessions."""
     return [finals for first in range(0, len(clips), batch_size)
             for finals in _transcribe_group(model, clips[first:first + batch_size], config)]
 
 
 def _transcribe_group(model: Model, group: Sequence[ClipInput],
                       config: RecognizerConfig | None) -> list[list[Final]]:
-    recognizers = [StreamingRecognizer(model, config, audio=clip.audio is not None,
-                                       video=clip.rois is not None) for clip in group]
+    recognizer = Recognizer(model, StreamConfig(recognizer=config or RecognizerConfig()))
+    streams = [recognizer.open(audio=clip.audio is not None, video=clip.rois is not None,
+                               speakers=False) for clip in group]
 
-    def request(i: int, start: int, stop: int) -> ChunkRequest:
-        r = _request(model, group[i], recognizers[i].state, start, stop)
-        return recognizers[i].request(r.audio, r.faces, r.primary_face, r.steps)
+    def chunk(i: int, start: int, stop: int) -> StreamChunk:
+        clip, n = group[i], model.card.samples_per_step
+        audio = None if clip.audio is None else np.asarray(clip.audio[start * n:stop * n],
+                                                           np.float32)
+        faces = {} if clip.rois is None else {TRACK: clip.rois[start:stop]}
+        return StreamChunk(audio, faces, preferred_face=TRACK if faces else None,
+                           steps=stop - start)
 
-    _lockstep(model, group, model.card.chunk_steps, request,
-              lambda i, result: recognizers[i].accept(result))
-    for recognizer in recognizers:
-        recognizer.finish()
-    return [list(recognizer.finals) for recognizer in recognizers]
+    lengths = [clip.steps(model.card.samples_per_step) for clip in group]
+    c = model.card.chunk_steps
+    for start in range(0, max(lengths, default=0), c):
+        active = [i for i, length in enumerate(lengths) if start < length]
+        _raised(recognizer.advance([(streams[i], chunk(i, start, min(start + c, lengths[i])))
+                                    for i in active]))
+    _raised(recognizer.finish(streams))
+    return [list(stream.recognizer.finals) for stream in streams]
+
+
+def _raised(updates: Sequence[object]) -> None:
+    """The first stream's failure, raised (offline, one failure fails the call)."""
+    for update in updates:
+        if isinstance(update, Exception):
+            raise update
 
 
 def transcript(finals: Sequence[Final]) -> str:

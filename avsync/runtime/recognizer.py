@@ -14,8 +14,13 @@ Partials come from the first pass alone (160 ms chunks for the tiny model).
 Two ways in:
 - one stream on its own: `feed(audio=..., frames=...)` as media arrives (any sizes; the
   recogniser cuts chunks of `card.chunk_steps`), then `finish()`;
-- many streams batched by a server: `request(...)` builds each stream's `ChunkRequest`,
-  `model.advance` runs them all, `accept(result)` hands each stream its result; `finish()`.
+- many streams batched: `avsync.runtime.streams.Recognizer` advances (and finishes) many
+  streams in one call, each stream's recogniser below it.
+Both run the same decoding: a chunk's work is a generator (`step`, `closing`) that yields the
+model work it needs (`Run`: a chunk through the step graphs, for the first pass, the second
+pass and the tail padding; `Rescore`: n-best hypotheses through the attention decoder) and
+returns the chunk's events. `run_alone` serves one stream's work call by call; the stream
+API gathers the work of every stream and runs each kind as one batched call.
 `finish()` feeds `tail_padding_steps` of silence (and the last mouth frame held still), so the
 last words, which a causal model emits a little late, are not lost.
 Observers (a `SyncEstimator`, an `ActiveSpeakerDetector`) passed in see every real chunk.
@@ -23,9 +28,9 @@ Observers (a `SyncEstimator`, an `ActiveSpeakerDetector`) passed in see every re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -33,6 +38,7 @@ from avsync.errors import ConfigError, MediaError
 from avsync.runtime.ctc import PrefixBeamSearch, align, rescore
 from avsync.runtime.endpoint import Endpoint, EndpointConfig, Endpointer
 from avsync.runtime.model import ChunkRequest, ChunkResult, Model, TrackId
+from avsync.runtime.results import Event, Final, Partial
 from avsync.runtime.segment_media import SegmentMedia
 from avsync.runtime.words import Word, timed_words, tokens_to_text
 
@@ -71,29 +77,39 @@ class RecognizerConfig:
 
 
 @dataclass(frozen=True)
-class Partial:
-    """The whole current hypothesis of the open segment (replaces the previous partial)."""
+class Run:
+    """Model work: one chunk through the step graphs (`Model.advance`) -> its ChunkResult."""
 
-    segment: int
-    text: str
-    start_ms: int  # where the segment began (stream time)
+    request: ChunkRequest
 
 
 @dataclass(frozen=True)
-class Final:
-    """A finished segment: immutable. Times in ms of stream time; confidence in [0, 1]."""
+class Rescore:
+    """Model work: the attention decoder's log P(hypothesis + eos | memory) of each hypothesis
+    (`Model.score`); memory (T, D) of one segment -> (N,) float32."""
 
-    segment: int
-    text: str
-    start_ms: int
-    end_ms: int
-    words: tuple[Word, ...]
-    confidence: float
-    tokens: tuple[int, ...]
-    face: int | None = None  # the face track that said most of it (by time), None: off screen
+    memory: np.ndarray
+    hypotheses: tuple[tuple[int, ...], ...]
 
 
-Event = Partial | Final
+Work = Run | Rescore
+# A stream's decoding of a chunk (or of its end): yields the model work it needs, is sent
+# each answer (ChunkResult for Run, scores for Rescore), returns the events.
+Decoding = Generator[Work, Any, list[Event]]
+
+
+def run_alone(model: Model, decoding: Decoding) -> list[Event]:
+    """Serve one stream's decoding with one model call per piece of work."""
+    answer: Any = None
+    try:
+        while True:
+            work = decoding.send(answer)
+            if isinstance(work, Run):
+                answer = model.advance([work.request])[0]
+            else:
+                answer = model.score(work.memory, work.hypotheses)
+    except StopIteration as stop:
+        return stop.value
 
 
 @dataclass(frozen=True)
@@ -137,7 +153,6 @@ class StreamingRecognizer:
         self._saw_audio = False
         self._finished = False
         self._media = SegmentMedia(self.card.samples_per_step)  # for the second pass
-        self._pending: ChunkRequest | None = None  # the request whose result comes next
         self._last_word_step = 0  # where the last final's last word ended
         self._start_segment(0)
 
@@ -171,33 +186,42 @@ class StreamingRecognizer:
         """Steps consumed so far (stream time = steps * 40 ms)."""
         return self.state.steps
 
-    # the server path -------------------------------------------------------------------------
-    def request(self, audio: np.ndarray | None = None,
-                faces: dict[TrackId, np.ndarray] | None = None,
-                primary_face: TrackId | None = None, steps: int | None = None) -> ChunkRequest:
-        """This stream's next chunk as a `ChunkRequest` for `model.advance` (see ChunkRequest
-        for shapes); remembers the primary face's last frame for tail padding."""
+    # one chunk, one stream's end: decodings (see the module docstring) -------------------------
+    def step(self, audio: np.ndarray | None = None,
+             faces: dict[TrackId, np.ndarray] | None = None,
+             primary_face: TrackId | None = None, steps: int | None = None) -> Decoding:
+        """This stream's next chunk (shapes as `ChunkRequest`: audio (C*640,) float32, faces
+        {track: (C, R, R) uint8}, primary_face: the lips the fusion reads) -> its events."""
+        request = self.chunk(audio, faces, primary_face, steps)
+        result = yield Run(request)
+        return (yield from self.decode(result, request))
+
+    def chunk(self, audio: np.ndarray | None, faces: dict[TrackId, np.ndarray] | None,
+              primary_face: TrackId | None, steps: int | None) -> ChunkRequest:
+        """The `ChunkRequest` of this stream's next chunk, on its state (for `step`, or a
+        caller that runs it and hands the result to `decode`); remembers the read face's last
+        frame for the tail padding."""
         faces = faces or {}
         if primary_face is not None and primary_face in faces and len(faces[primary_face]):
             self._last_face = (primary_face, faces[primary_face][-1])
         self._saw_audio |= audio is not None
-        return self._kept(ChunkRequest(self.state, audio, faces, primary_face, steps))
+        return ChunkRequest(self.state, audio, faces, primary_face, steps)
 
-    def _kept(self, request: ChunkRequest) -> ChunkRequest:
-        """Remember the request: `accept` keeps its media for the second pass, once
-        `model.advance` has validated it and counted its steps."""
-        self._pending = request if self.config.second_pass else None
-        return request
+    def accept(self, result: ChunkResult) -> list[Event]:
+        """Decode a chunk's result the model already gave (no media kept for the second
+        pass, which then reads the first pass's log-probabilities) -> its events."""
+        return run_alone(self.model, self.decode(result))
 
-    def accept(self, result: ChunkResult, *, padding: bool = False) -> list[Event]:
-        """Consume one chunk's result -> new events (finals first, then the latest partial)."""
+    def decode(self, result: ChunkResult, request: ChunkRequest | None = None, *,
+               padding: bool = False) -> Decoding:
+        """Consume one chunk's result (of `request`, whose media the second pass keeps) ->
+        new events (finals first, then the latest partial, if it changed and is not empty)."""
         if not padding:
             for observer in self.observers:
                 observer.accept(result)
-        if self._pending is not None:  # media and ASD logits for the second pass
-            kept, self._pending = self._pending, None
-            self._media.add(result.start_step, result.steps, kept.audio, kept.faces,
-                            kept.primary_face)
+        if request is not None and self.config.second_pass:
+            self._media.add(result.start_step, result.steps, request.audio, request.faces,
+                            request.primary_face)
             self._media.score(result.start_step, result.asd_logits)
         events: list[Event] = []
         blank = self.card.blank_id
@@ -210,11 +234,11 @@ class StreamingRecognizer:
             decision = self._endpointer.update(int(row.argmax()) == blank, has_text)
             if decision is Endpoint.FINAL:
                 next_step = result.start_step + k + 1
-                reread = self._second_pass(next_step)
+                reread = yield from self._second_pass(next_step)
                 if self._speech_goes_on(reread.log_probs):
                     self._endpointer.defer()
                     continue
-                final = self._close(next_step, reread)
+                final = yield from self._close(next_step, reread)
                 if final is not None:
                     events.append(final)
             elif decision is Endpoint.RESET:
@@ -222,18 +246,20 @@ class StreamingRecognizer:
         text = tokens_to_text(self._search.best.tokens, self.card.vocab, self._special)
         if text != self._partial:
             self._partial = text
-            events.append(Partial(self._segment, text, self._segment_start * self.card.step_ms))
+            if text:
+                events.append(Partial(self._segment, text))
         return events
 
-    def _choose(self, search: PrefixBeamSearch, memory: np.ndarray) -> tuple[int, ...]:
+    def _choose(self, search: PrefixBeamSearch, memory: np.ndarray
+                ) -> Generator[Work, Any, tuple[int, ...]]:
         """The segment's winning tokens: CTC n-best rescored by the attention decoder."""
         nbest = search.nbest(self.config.nbest)
         if not self.config.rescore or len(nbest) == 1:
             return nbest[0].tokens
-        decoder = self.model.score(memory, [h.tokens for h in nbest])
+        decoder = yield Rescore(memory, tuple(h.tokens for h in nbest))
         return rescore(nbest, decoder, self.config.ctc_weight).tokens
 
-    def _second_pass(self, next_step: int) -> Reading:
+    def _second_pass(self, next_step: int) -> Generator[Work, Any, Reading]:
         """The open segment read again as one chunk from a fresh state (from its reread
         start); the first pass's own reading when off or the media was not all kept."""
         request = None
@@ -242,7 +268,7 @@ class StreamingRecognizer:
         if request is None:
             return Reading(self._search, np.stack(self._log_probs), np.stack(self._memory),
                            self._segment_start)
-        result = self.model.advance([request])[0]
+        result = yield Run(request)
         search = self._new_search()
         search.advance(result.ctc_logprobs)
         return Reading(search, result.ctc_logprobs, result.memory, self._reread_start)
@@ -256,14 +282,15 @@ class StreamingRecognizer:
         trailing = -(-self.config.endpoint.trailing_blank_ms // self.card.step_ms)
         return bool((log_probs[-trailing:].argmax(axis=-1) != self.card.blank_id).any())
 
-    def _close(self, next_step: int, reread: Reading | None = None) -> Final | None:
+    def _close(self, next_step: int, reread: Reading | None = None
+               ) -> Generator[Work, Any, Final | None]:
         """End the open segment at `next_step` -> its Final (None if it decodes to nothing).
         reread: the segment's second pass when the caller already ran it."""
         final = None
         forced = self._endpointer.at_max_length
         if self._log_probs:
-            reading = reread or self._second_pass(next_step)
-            tokens = self._choose(reading.search, reading.memory)
+            reading = reread or (yield from self._second_pass(next_step))
+            tokens = yield from self._choose(reading.search, reading.memory)
             log_probs = reading.log_probs
             spans = align(log_probs, tokens, self.card.blank_id)
             levels = self._media.levels(reading.first_step,
@@ -278,9 +305,9 @@ class StreamingRecognizer:
             words = self._attributed(words)
             if words:
                 final = Final(self._segment, " ".join(w.text for w in words), words[0].start_ms,
-                              words[-1].end_ms, tuple(words),
-                              round(float(np.mean([w.confidence for w in words])), 4),
-                              tuple(tokens), _most_said(words))
+                              words[-1].end_ms, tuple(words), face=_most_said(words),
+                              confidence=round(float(np.mean([w.confidence for w in words])), 4),
+                              tokens=tuple(tokens))
                 self.finals.append(final)
                 self._segment += 1
                 self._last_word_step = -(-words[-1].end_ms // self.card.step_ms)
@@ -339,8 +366,7 @@ class StreamingRecognizer:
             filler = taken[-1] if taken else self._last_face[1]  # type: ignore[index]
             taken += [filler] * (steps - len(taken))
             faces = {FEED_TRACK: np.stack(taken).astype(np.uint8, copy=False)}
-        request = self.request(audio, faces, FEED_TRACK if faces else None, steps)
-        return self.accept(self.model.advance([request])[0])
+        return run_alone(self.model, self.step(audio, faces, FEED_TRACK if faces else None, steps))
 
     def finish(self) -> list[Event]:
         """End of stream: run what is buffered, the tail padding, and close the last segment."""
@@ -355,14 +381,13 @@ class StreamingRecognizer:
             steps = min(remaining, self.card.chunk_steps)
             events += self._run_buffered(steps, pad=True)
             remaining -= steps
-        self._end_limit_step = self.state.steps
-        events += self._pad_tail()
-        final = self._close(self.state.steps)
-        if final is not None:
-            events.append(final)
-        return events
+        return events + run_alone(self.model, self.closing())
 
-    def _pad_tail(self) -> list[Event]:
+    def closing(self) -> Decoding:
+        """The end of the stream, after its last real chunk: the tail padding and the last
+        segment's final -> the finals."""
+        self._finished = True
+        self._end_limit_step = self.state.steps
         events: list[Event] = []
         left = self.config.tail_padding_steps
         while left > 0:
@@ -373,10 +398,14 @@ class StreamingRecognizer:
             if self._last_face is not None:
                 primary, frame = self._last_face
                 faces = {primary: np.repeat(frame[None], c, axis=0)}
-            request = self._kept(ChunkRequest(self.state, audio, faces, primary, c))
-            events += [e for e in self.accept(self.model.advance([request])[0], padding=True)
-                       if isinstance(e, Final)]
+            request = ChunkRequest(self.state, audio, faces, primary, c)
+            result = yield Run(request)
+            decoded = yield from self.decode(result, request, padding=True)
+            events += [e for e in decoded if isinstance(e, Final)]
             left -= c
+        final = yield from self._close(self.state.steps)
+        if final is not None:
+            events.append(final)
         return events
 
 

@@ -1,8 +1,10 @@
 """`avsync transcribe FILE...`: offline transcripts of media files with an exported model.
 
-Each file is streamed through the same `StreamingRecognizer` a live session uses (chunking,
-endpointing, beam search, decoder rescoring, tail padding), so its segments are what a
-client of the server would get as finals. The file is read piece by piece
+Each file is streamed through the stream API a live session uses (`avsync.runtime.streams`:
+chunking, endpointing, beam search, the second pass, decoder rescoring, tail padding, and with
+several faces the same choice of lips, causal for the first pass and per step in hindsight
+for the second), so its segments are what a client of the server streaming the file would get
+as finals. The file is read piece by piece
 (`avsync.runtime.media_input.MediaStream`), so memory stays flat for any duration and
 resolution; `-` reads stdin (spooled to a temporary file: an mp4 needs its index, which may
 come last). Outputs: JSON Lines (one object per file: segments with word timings and
@@ -29,9 +31,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from avsync.errors import AvsyncError, ConfigError
+from avsync.runtime.chunking import ChunkCutter
 from avsync.runtime.model import ChunkResult, Model
 from avsync.runtime.precision import add_precision_argument
-from avsync.runtime.recognizer import Final, StreamingRecognizer
+from avsync.runtime.results import Final
+from avsync.runtime.streams import Recognizer, Stream, StreamChunk, StreamUpdate
 from avsync.runtime.sync import RunningOffset
 
 MODEL_ENV = "AVSYNC_MODEL"
@@ -49,7 +53,8 @@ examples:
   {MODEL_ENV}=models/tiny avsync transcribe speech.wav --format txt
 
 --faces whole (default) treats every frame as the face box, as in LRS2/LRS3 and the synthetic
-corpus; --faces detect finds and tracks faces and reads the lips of the face seen most.
+corpus; --faces detect finds and tracks every face and reads, step by step, the lips of the
+face that is speaking (as the server does), labelling each segment with its face.
 Rotated (phone) video is read upright; cover art and still images are not video.
 exit status: 0 all files transcribed completely; 1 a file failed (listed on stderr);
 3 all transcribed, but some damaged ("complete": false, the lost stretches in "damage")."""
@@ -100,11 +105,16 @@ def transcribe_file(model: Model, path: str | Path, *, audio: bool, video: bool,
     media = MediaStream(path, model.card, audio=audio, video=video,
                         faces=faces)  # type: ignore[arg-type]
     observer = _OffsetObserver()
-    recognizer = StreamingRecognizer(model, audio=media.has_audio, video=media.has_rois,
-                                     observers=(observer,))
-    for piece in media.pieces():
-        recognizer.feed(audio=piece.audio, frames=piece.rois)
-    recognizer.finish()
+    recognizer = Recognizer(model)
+    stream = recognizer.open(audio=media.has_audio, video=media.has_rois, speakers=False,
+                             observers=(observer,))
+    cutter = ChunkCutter(model.card.chunk_steps, model.card.samples_per_step,
+                         audio=media.has_audio, video=media.has_rois)
+    finals: list[Final] = []
+    for audio_piece, frames in media.steps():
+        finals += _advanced(recognizer, stream, cutter.push(audio_piece, frames))
+    finals += _advanced(recognizer, stream, cutter.flush())
+    finals += _update(recognizer.finish([stream])[0]).finals
     offset = observer.offset.result()
     sync = None if offset is None else {
         "offset_ms": offset.offset_ms, "confidence": round(offset.confidence, 4),
@@ -112,14 +122,27 @@ def transcribe_file(model: Model, path: str | Path, *, audio: bool, video: bool,
     modality = "av" if media.has_audio and media.has_rois else (
         "audio" if media.has_audio else "video")
     return {"file": str(path) if name is None else name,
-            "text": " ".join(f.text for f in recognizer.finals),
-            "segments": [_segment(f) for f in recognizer.finals], "modality": modality,
+            "text": " ".join(f.text for f in finals),
+            "segments": [_segment(f) for f in finals], "modality": modality,
             "faces": media.face_mode, "duration": round(media.duration, 3), "sync": sync,
             "model": model.card.model_name, "complete": not media.damage,
             "damage": [{"stream": d.stream, "start_s": d.start, "end_s": d.end,
                         "lost_s": round(d.seconds, 3), "reason": d.reason}
                        for d in media.damage],
             "warnings": list(media.warnings)}
+
+
+def _advanced(recognizer: Recognizer, stream: Stream, chunks: list[StreamChunk]
+              ) -> list[Final]:
+    """Run the chunks of one stream -> the finals they closed."""
+    return [final for chunk in chunks
+            for final in _update(recognizer.advance([(stream, chunk)])[0]).finals]
+
+
+def _update(update: StreamUpdate | Exception) -> StreamUpdate:
+    if isinstance(update, Exception):
+        raise update
+    return update
 
 
 def _segment(final: Final) -> dict:

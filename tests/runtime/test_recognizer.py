@@ -16,8 +16,11 @@ from avsync.runtime import (
     Final,
     Model,
     Partial,
+    Recognizer,
     RecognizerConfig,
+    StreamChunk,
     StreamingRecognizer,
+    StreamUpdate,
 )
 from avsync.runtime.ctc import prefix_beam_search
 from avsync.runtime.words import tokens_to_text
@@ -140,8 +143,9 @@ def test_feeding_pieces_of_any_size_gives_the_same_finals(model: Model) -> None:
     assert pieces.steps == whole.steps == 37 + RecognizerConfig().tail_padding_steps
 
 
-def test_server_path_equals_feed_path(model: Model) -> None:
-    """request()/model.advance()/accept() for two interleaved streams = feed() for each."""
+def test_stream_api_equals_feed_path(model: Model) -> None:
+    """Two interleaved streams advanced and finished together by the stream API (batched
+    first passes, second passes and rescoring) = feed() for each alone."""
     data = [random_chunk(model, 20, seed=s) for s in (11, 12)]
     expected = []
     for audio, rois in data:
@@ -149,16 +153,22 @@ def test_server_path_equals_feed_path(model: Model) -> None:
         r.feed(audio=audio, frames=rois)
         r.finish()
         expected.append(r.finals)
-    recognizers = [StreamingRecognizer(model) for _ in data]
+    recognizer = Recognizer(model)
+    streams = [recognizer.open() for _ in data]
+    got: list[list[Final]] = [[] for _ in data]
     c, n = model.card.chunk_steps, model.card.samples_per_step
     for s in range(0, 20, c):
-        requests = [r.request(audio[s * n:(s + c) * n], {4: rois[s:s + c]}, primary_face=4)
-                    for r, (audio, rois) in zip(recognizers, data, strict=True)]
-        for r, result in zip(recognizers, model.advance(requests), strict=True):
-            r.accept(result)
-    for r, want in zip(recognizers, expected, strict=True):
-        r.finish()
-        assert [_renamed(f, {4: 0}) for f in r.finals] == want  # feed() calls its face 0
+        chunks = [(stream, StreamChunk(audio[s * n:(s + c) * n], {4: rois[s:s + c]}))
+                  for stream, (audio, rois) in zip(streams, data, strict=True)]
+        for i, update in enumerate(recognizer.advance(chunks)):
+            assert isinstance(update, StreamUpdate)
+            got[i] += update.finals
+    for i, update in enumerate(recognizer.finish(streams)):
+        assert isinstance(update, StreamUpdate)
+        got[i] += update.finals
+    for finals, stream, want in zip(got, streams, expected, strict=True):
+        assert finals == stream.recognizer.finals
+        assert [_renamed(f, {4: 0}) for f in finals] == want  # feed() calls its face 0
 
 
 def _renamed(final: Final, ids: dict[int, int]) -> Final:

@@ -17,14 +17,22 @@ import pytest
 from avsync.serve.audio_input import pcm_to_float
 from avsync.serve.client import StreamOptions, pcm_payload
 from avsync.serve.config import ServerConfig
-from avsync.serve.engine import ChunkInput, ChunkOutput, Engine
+from avsync.serve.engine import Engine
 from avsync.serve.protocol import STREAM_PATH, AudioSpec, Speakers, Sync, decode_server_message
 from avsync.serve.protocol import Final as FinalMessage
-from avsync.serve.runtime_engine import RuntimeEngineConfig
 from avsync.serve.server import AvsyncServer
 
 from avsync.media.roi import crop_mouths, whole_frame_face
-from avsync.runtime import EndpointConfig, Model, RecognizerConfig, StreamingRecognizer, SyncResult
+from avsync.runtime import (
+    EndpointConfig,
+    Model,
+    RecognizerConfig,
+    StreamChunk,
+    StreamConfig,
+    StreamingRecognizer,
+    StreamUpdate,
+    SyncResult,
+)
 from avsync.runtime import Final as RuntimeFinal
 from avsync.timebase import STEP_MS
 
@@ -33,7 +41,7 @@ FAST = ServerConfig(port=0, idle_timeout_s=10.0, close_timeout_s=2.0, drain_time
 # The untrained debug model hardly ever makes the blank its best label, so trailing blanks
 # never end a segment; the segment-length rule at 800 ms gives a 2 s clip several finals.
 TEST_RECOGNIZER = RecognizerConfig(endpoint=EndpointConfig(max_segment_ms=800))
-TEST_ENGINE_CONFIG = RuntimeEngineConfig(recognizer=TEST_RECOGNIZER)
+TEST_ENGINE_CONFIG = StreamConfig(recognizer=TEST_RECOGNIZER)
 
 
 def run(coroutine: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
@@ -222,7 +230,7 @@ def check_same_results(messages: Sequence, reference: Offline) -> None:
     assert [f.text for f in finals] == reference.texts
     for sent, expected in zip(finals, reference.finals, strict=True):
         assert (sent.start_ms, sent.end_ms) == (expected.start_ms, expected.end_ms)
-        assert [(w.word, w.start_ms, w.end_ms, w.confidence) for w in sent.words] == \
+        assert [(w.text, w.start_ms, w.end_ms, w.confidence) for w in sent.words] == \
             [(w.text, w.start_ms, w.end_ms, w.confidence) for w in expected.words]
     for message in messages:
         if isinstance(message, Sync):
@@ -248,13 +256,14 @@ class SlowEngine:
     def open_stream(self, tasks, audio: bool, video: bool):
         return self.engine.open_stream(tasks, audio, video)
 
-    def advance(self, batch: Sequence[tuple[Any, ChunkInput]]) -> list[ChunkOutput]:
+    def advance(self, batch: Sequence[tuple[Any, StreamChunk]]
+                ) -> list[StreamUpdate | Exception]:
         self.calls.append(len(batch))
         time.sleep(self.delay_s)
         return self.engine.advance(batch)
 
-    def finish(self, stream) -> ChunkOutput:
-        return self.engine.finish(stream)
+    def finish(self, streams: Sequence[Any]) -> list[StreamUpdate | Exception]:
+        return self.engine.finish(streams)
 
 
 

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 from avsync.serve.browser_media import camera_frames, write_wav, write_y4m
-from avsync.serve.engine import ChunkInput, ChunkOutput, Engine
+from avsync.serve.engine import Engine
+from avsync.serve.protocol import Task
 from avsync.serve.runtime_engine import RuntimeEngine
 from serve_harness import (
     TEST_ENGINE_CONFIG,
@@ -24,7 +25,7 @@ from serve_harness import (
 )
 
 from avsync.media.roi import crop_mouths, whole_frame_face
-from avsync.runtime import load_model
+from avsync.runtime import StreamChunk, StreamUpdate, load_model
 from avsync.text.metrics import wer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -39,27 +40,29 @@ class RecordingEngine:
 
     def __init__(self, engine: Engine) -> None:
         self.engine, self.info = engine, engine.info
-        self.chunks: dict[int, list[ChunkInput]] = {}
+        self.chunks: dict[int, list[StreamChunk]] = {}
 
     def open_stream(self, tasks, audio: bool, video: bool):
         stream = self.engine.open_stream(tasks, audio, video)
         self.chunks[id(stream)] = []
         return stream
 
-    def advance(self, batch: Sequence[tuple[Any, ChunkInput]]) -> list[ChunkOutput]:
+    def advance(self, batch: Sequence[tuple[Any, StreamChunk]]
+                ) -> list[StreamUpdate | Exception]:
         for stream, chunk in batch:
             self.chunks[id(stream)].append(chunk)
         return self.engine.advance(batch)
 
-    def finish(self, stream) -> ChunkOutput:
-        return self.engine.finish(stream)
+    def finish(self, streams: Sequence[Any]) -> list[StreamUpdate | Exception]:
+        return self.engine.finish(streams)
 
 
-def replayed_finals(engine: Engine, chunks: list[ChunkInput]) -> list[str]:
+def replayed_finals(engine: Engine, chunks: list[StreamChunk]) -> list[str]:
     """The runtime alone over the chunks a session got: its finals' texts."""
-    stream = engine.open_stream(frozenset(), True, True)
-    finals = [f for chunk in chunks for f in engine.advance([(stream, chunk)])[0].finals]
-    return [f.text for f in (*finals, *engine.finish(stream).finals)]
+    stream = engine.open_stream(frozenset({Task.TRANSCRIPT}), True, True)
+    updates = [*(engine.advance([(stream, chunk)])[0] for chunk in chunks),
+               *engine.finish([stream])]
+    return [f.text for u in updates if isinstance(u, StreamUpdate) for f in u.finals]
 
 
 async def page_session(engine: Engine, clip: SynthClip, tmp_path: Path, finals: int,

@@ -14,7 +14,7 @@ import json
 
 import numpy as np
 from avsync.serve.config import ServerConfig
-from avsync.serve.engine import ChunkOutput, EngineInfo
+from avsync.serve.engine import EngineInfo
 from avsync.serve.media_input import MediaInput
 from avsync.serve.parse import parse_client_message
 from avsync.serve.protocol import (
@@ -43,6 +43,7 @@ from hypothesis import strategies as st
 
 from avsync.errors import MediaError, ProtocolError
 from avsync.media.jpeg import decode_jpeg, jpeg_size
+from avsync.runtime import StreamUpdate
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -187,7 +188,7 @@ class Driver:
     def take(self, chunks) -> None:
         for chunk in chunks:
             self.steps += chunk.input.steps
-            self.carry_out(self.session.on_output(ChunkOutput(), chunk))
+            self.carry_out(self.session.on_output(StreamUpdate()))
 
 
 @FUZZ

@@ -59,7 +59,7 @@ def test_audio_in_odd_pieces_comes_back_whole_in_order_and_padded_at_the_end() -
     assert not errors and len(out) == 11 * SAMPLES_PER_STEP
     np.testing.assert_allclose(out[:len(audio)], audio, atol=1 / 32768)
     assert not out[len(audio):].any()
-    assert [c.input.start_step for c in chunks] == [0, 4, 8]
+    assert [c.start_step for c in chunks] == [0, 4, 8]
     assert [c.input.steps for c in chunks] == [4, 4, 3]
     assert m.audio_ms == len(audio) * 1000 // 16000
 
@@ -119,7 +119,7 @@ def test_frames_go_to_their_steps_and_missing_steps_hold_the_previous_frame() ->
     chunks += m.flush()
     rois = np.concatenate([c.input.faces[0] for c in chunks])
     assert [int(r.mean()) for r in rois] == [10, 20, 20, 40, 50, 50, 50, 80]
-    assert all(c.input.audio is None and c.input.primary_face == 0 for c in chunks)
+    assert all(c.input.audio is None and c.input.preferred_face == 0 for c in chunks)
 
 
 def test_a_chunk_waits_for_its_video_unless_the_audio_runs_too_far_ahead() -> None:
@@ -145,7 +145,7 @@ def test_a_stalled_microphone_is_heard_as_silence_and_late_audio_is_dropped() ->
         chunks += m.feed(frame_header(step, step * 40_000), frame).chunks
         pending.append(len(m._steps))
     assert max(pending) <= 25 + 4 + 1 and len(chunks) >= (100 - 30) // 4
-    done = chunks[-1].input.start_step + chunks[-1].input.steps
+    done = chunks[-1].start_step + chunks[-1].input.steps
     tone = (np.sin(np.arange(SAMPLES_PER_STEP * 60) / 5.0) * 0.5).astype(np.float32)
     pcm = (tone * 32768).round().clip(-32768, 32767).astype("<i2").tobytes()
     chunks += m.feed(audio_header(0, 60 * 40_000), pcm).chunks  # starts at step 60

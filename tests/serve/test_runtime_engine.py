@@ -7,19 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from avsync.serve.engine import ChunkInput, ChunkOutput, load_engine
+from avsync.serve.engine import load_engine
 from avsync.serve.protocol import Task
 from avsync.serve.runtime_engine import RuntimeEngine
 from serve_harness import TEST_ENGINE_CONFIG
 
 from avsync.errors import ModelLoadError
-from avsync.runtime import Model
+from avsync.runtime import Model, StreamChunk, StreamUpdate
 
 RNG_SEED = 11
 
 
 def chunks(model: Model, streams: int, tracks: int, steps: int, seed: int
-           ) -> list[list[ChunkInput]]:
+           ) -> list[list[StreamChunk]]:
     """Per stream, seeded noise chunks of the card's size with `tracks` faces each."""
     rng = np.random.default_rng(seed)
     c, r, n = model.card.chunk_steps, model.card.roi.stored, model.card.samples_per_step
@@ -27,9 +27,10 @@ def chunks(model: Model, streams: int, tracks: int, steps: int, seed: int
     for _ in range(streams):
         audio = (0.1 * rng.standard_normal(steps * n)).astype(np.float32)
         faces = rng.integers(0, 256, (tracks, steps, r, r), dtype=np.uint8)
-        out.append([ChunkInput(s, c, audio[s * n:(s + c) * n],
-                               {t: faces[t, s:s + c] for t in range(tracks)},
-                               0 if tracks else None) for s in range(0, steps, c)])
+        out.append([StreamChunk(audio[s * n:(s + c) * n],
+                                {t: faces[t, s:s + c] for t in range(tracks)},
+                                {t: (0.0, 0.0, 8.0, 8.0) for t in range(tracks)},
+                                0 if tracks else None) for s in range(0, steps, c)])
     return out
 
 
@@ -50,7 +51,8 @@ def test_load_engine_describes_the_model_and_refuses_what_it_cannot_serve(
 
 def test_one_model_advance_per_batch_with_every_stream_and_face(model: Model, monkeypatch
                                                                 ) -> None:
-    """A batch of 3 sessions (2 faces each) is one `model.advance` of 3 requests, and each
+    """A batch of 3 sessions (2 faces each) is one `model.advance` of 3 requests (and the
+    second passes their endpoints ask for, one more call for all of them), and each
     session's results are what it gets when run on its own."""
     engine = RuntimeEngine(model, TEST_ENGINE_CONFIG)
     inputs = chunks(model, streams=3, tracks=2, steps=40, seed=RNG_SEED)
@@ -64,27 +66,34 @@ def test_one_model_advance_per_batch_with_every_stream_and_face(model: Model, mo
     tasks = frozenset(Task)
     batched = [engine.open_stream(tasks, True, True) for _ in inputs]
     alone = [engine.open_stream(tasks, True, True) for _ in inputs]
-    batched_out: list[list[ChunkOutput]] = [[] for _ in inputs]
-    alone_out: list[list[ChunkOutput]] = [[] for _ in inputs]
+    batched_out: list[list[StreamUpdate]] = [[] for _ in inputs]
+    alone_out: list[list[StreamUpdate]] = [[] for _ in inputs]
     monkeypatch.setattr(model, "advance", counting_advance)
     for k in range(len(inputs[0])):
         outputs = engine.advance([(s, chunk[k]) for s, chunk in zip(batched, inputs,
                                                                    strict=True)])
         for i, output in enumerate(outputs):
             batched_out[i].append(output)
-    # the streaming pass: one call per batch; besides it, each endpoint's second pass re-reads
-    # its one segment (one request, the primary face only)
-    assert [c for c in calls if c != [1]] == [[2, 2, 2]] * len(inputs[0])
-    assert calls.count([1]) >= sum(len(o.finals) for out in batched_out for o in out) > 0
+    # the streaming pass: one call per batch; besides it, the endpoints' second passes re-read
+    # their segments (one request each, the primary face only), all in one more call
+    streaming = [c for c in calls if set(c) == {2}]
+    assert streaming == [[2, 2, 2]] * len(inputs[0])
+    rereads = [c for c in calls if set(c) == {1}]
+    assert len(calls) == len(streaming) + len(rereads)
+    finals = sum(len(o.finals) for out in batched_out for o in out)
+    assert sum(map(len, rereads)) >= finals > 0
+    assert len(rereads) < finals  # endpoints of different sessions at one chunk: one call
     for i, stream in enumerate(alone):
         for chunk in inputs[i]:
             alone_out[i] += engine.advance([(stream, chunk)])
     for got, want in zip(batched_out, alone_out, strict=True):
         assert [(o.partial, o.finals) for o in got] == [(o.partial, o.finals) for o in want]
         for o, w in zip(got, want, strict=True):
-            assert o.speaking.keys() == w.speaking.keys() == {0, 1}
-            np.testing.assert_allclose(list(o.speaking.values()), list(w.speaking.values()),
-                                       atol=1e-5)
+            assert (o.speakers is None) == (w.speakers is None)
+            if o.speakers is not None and w.speakers is not None:
+                assert [t.id for t in o.speakers.tracks] == [0, 1]
+                np.testing.assert_allclose([t.speaking for t in o.speakers.tracks],
+                                           [t.speaking for t in w.speakers.tracks], atol=1e-4)
     assert [o.finals for o in batched_out[0]] != [o.finals for o in batched_out[1]]
 
 
@@ -94,8 +103,8 @@ def test_the_most_likely_speaker_is_the_face_recognition_reads(model: Model) -> 
     (inputs,) = chunks(model, streams=1, tracks=3, steps=60, seed=RNG_SEED)
     chosen, expected = [], []
     for chunk in inputs:
-        before = dict(stream.speakers.probabilities)
-        expected.append(max(before, key=before.__getitem__) if before else chunk.primary_face)
+        before = dict(stream.detector.probabilities)
+        expected.append(max(before, key=before.__getitem__) if before else chunk.preferred_face)
         engine.advance([(stream, chunk)])
         chosen.append(stream.primary)
     assert chosen == expected
@@ -114,7 +123,8 @@ def test_a_face_that_leaves_is_forgotten_and_finish_flushes_the_last_words(model
     engine.advance([(stream, one_face)])
     assert set(stream.recognizer.state.visual) == {0}
     open_text = stream.recognizer.partial
-    last = engine.finish(stream)
+    (last,) = engine.finish([stream])
+    assert isinstance(last, StreamUpdate)
     assert open_text and last.finals and last.finals[-1].words
     assert all(w.end_ms <= 4 * model.card.chunk_steps * 40 for w in last.finals[-1].words)
 
@@ -125,10 +135,10 @@ def test_a_stream_whose_decoding_fails_fails_alone(model: Model) -> None:
     streams = [engine.open_stream(frozenset(Task), True, True) for _ in inputs]
     reference = [engine.open_stream(frozenset(Task), True, True) for _ in inputs]
 
-    def broken(result, **_):
+    def broken(*_, **__):
         raise RuntimeError("decoding failed")
 
-    streams[1].recognizer.accept = broken  # type: ignore[method-assign]
+    streams[1].recognizer.decode = broken  # type: ignore[method-assign]
     for k in range(len(inputs[0])):
         got = engine.advance([(s, c[k]) for s, c in zip(streams, inputs, strict=True)])
         want = engine.advance([(s, c[k]) for s, c in zip(reference, inputs, strict=True)])
@@ -145,9 +155,11 @@ def test_sync_is_estimated_only_when_asked_and_at_most_once_per_interval(model: 
     for chunk in inputs:
         (out,) = engine.advance([(asked, chunk)])
         (quiet,) = engine.advance([(not_asked, chunk)])
+        assert isinstance(out, StreamUpdate) and isinstance(quiet, StreamUpdate)
         assert quiet.sync is None and quiet.partial == out.partial
         if out.sync is not None:
-            at.append(chunk.start_step + chunk.steps)
+            at.append(asked.steps)
+            assert out.sync.time_ms == (asked.steps - 1) * 40
     every = TEST_ENGINE_CONFIG.sync_every_steps
     assert len(at) >= 3 and all(b - a >= every for a, b in zip(at, at[1:], strict=False))
     assert at[0] >= TEST_ENGINE_CONFIG.sync.max_shift + TEST_ENGINE_CONFIG.sync.min_overlap
@@ -160,4 +172,5 @@ def test_a_segment_of_64_tokens_or_more_becomes_a_final(model: Model) -> None:
     for chunk in inputs:
         engine.advance([(stream, chunk)])
     assert len(stream.recognizer.partial.replace(" ", "")) >= 64
-    assert engine.finish(stream).finals
+    (last,) = engine.finish([stream])
+    assert isinstance(last, StreamUpdate) and last.finals

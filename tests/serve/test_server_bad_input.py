@@ -230,15 +230,15 @@ class FailingEngine(SlowEngine):
         stream = super().open_stream(tasks, audio, video)
         self.opened += 1
         if self.opened == 1:
-            accept, calls = stream.recognizer.accept, []
+            decode, calls = stream.recognizer.decode, []
 
-            def failing(result, **kwargs):
+            def failing(result, *args, **kwargs):
                 calls.append(result)
                 if len(calls) == 10:
                     raise RuntimeError("decoding failed")
-                return accept(result, **kwargs)
+                return decode(result, *args, **kwargs)
 
-            stream.recognizer.accept = failing
+            stream.recognizer.decode = failing
         return stream
 
 

@@ -63,7 +63,7 @@ def check_invariants(messages: list) -> None:
             closed.add(message.segment)
         if isinstance(message, Partial):
             assert message.segment not in closed and message.segment == len(closed)
-    starts = [(w.start_ms, w.end_ms, w.word) for f in finals for w in f.words]
+    starts = [(w.start_ms, w.end_ms, w.text) for f in finals for w in f.words]
     assert len(starts) == len(set(starts)) and starts == sorted(starts)
     assert all(a[1] <= b[0] for a, b in zip(starts, starts[1:], strict=False))
     assert isinstance(messages[-1], Done) and messages[-1].segments == len(finals)

@@ -1,8 +1,8 @@
 """The sans-I/O session: every protocol rule, driven by plain calls (no sockets, no threads).
 
-No engine runs here: a `Session` only needs the model's `EngineInfo`, and engine outputs are
-plain `ChunkOutput` values the tests make up (the real runtime's are tested through the
-server in test_server_*.py)."""
+No engine runs here: a `Session` only needs the model's `EngineInfo`, and stream updates are
+plain `StreamUpdate` values the tests make up (the real runtime's are tested through the
+server in test_server_*.py and in test_runtime_engine.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import random
 
 import pytest
 from avsync.serve.config import ServerConfig
-from avsync.serve.engine import ChunkOutput, EngineInfo, Segment
+from avsync.serve.engine import EngineInfo
 from avsync.serve.protocol import (
     AudioEncoding,
     AudioSpec,
@@ -24,6 +24,7 @@ from avsync.serve.protocol import (
     Partial,
     Ready,
     Start,
+    Sync,
     Task,
     VideoEncoding,
     VideoSpec,
@@ -33,6 +34,8 @@ from avsync.serve.protocol import (
     pack_media,
 )
 from avsync.serve.session import Capabilities, Close, Feed, Flush, Open, Phase, Send, Session
+
+from avsync.runtime import StreamUpdate
 
 AUDIO = AudioSpec(AudioEncoding.PCM_S16LE, 16000, 1)
 GRAY = VideoSpec(VideoEncoding.GRAY8, 8, 4)
@@ -147,11 +150,11 @@ def test_end_flushes_then_done_then_close_and_nothing_after() -> None:
     assert only_error(session.on_binary(pack_media(BinaryKind.AUDIO, 0, 0, b"\0\0"), 0.0)).code \
         == ErrorCode.AFTER_END
     assert only_error(session.on_text('{"type": "end"}')).code == ErrorCode.AFTER_END
-    session.on_output(ChunkOutput(finals=(Segment("a b", 0, 80),)))
+    session.on_output(StreamUpdate(finals=(Final(0, "a b", 0, 80),)))
     actions = session.flushed(audio_ms=1000, video_frames=25)
     assert sent(actions) == [Done(1, 1000, 25, "end")]
     assert actions[-1] == Close(CloseCode.NORMAL, "end")
-    assert session.on_output(ChunkOutput(partial="late")) == []
+    assert session.on_output(StreamUpdate(partial=Partial(1, "late"))) == []
 
 
 def test_server_side_end_before_start_closes_and_while_streaming_flushes() -> None:
@@ -184,30 +187,26 @@ def test_abort_is_immediate_and_idempotent() -> None:
     assert session.abort(ErrorCode.OVERLOADED, "slow", CloseCode.TRY_AGAIN_LATER) == []
 
 
-def test_transcript_invariants_over_random_engine_outputs() -> None:
-    """Finals get consecutive ids once each; partials name the open segment, change each time,
-    and never follow the final of their segment; done counts the finals."""
+def test_updates_go_out_as_they_are_and_done_counts_the_finals() -> None:
+    """The runtime numbers segments and throttles reports: the session sends each update's
+    messages in order (finals, partial, speakers, sync) and counts the finals."""
     rng = random.Random(0)
     session = started()
-    messages = []
-    for _ in range(300):
-        finals = tuple(Segment(f"w{rng.randrange(9)}", 0, 40, (Word("w", 0, 40, 1.0),))
-                       for _ in range(rng.choice([0, 0, 0, 1, 2])))
-        partial = rng.choice(["", "a", "a b", "a b c"])
-        messages += sent(session.on_output(ChunkOutput(partial=partial, finals=finals)))
+    messages, expected, segment = [], [], 0
+    for _ in range(100):
+        finals = []
+        for _ in range(rng.choice([0, 0, 0, 1, 2])):
+            finals.append(Final(segment, "w", 0, 40, (Word("w", 0, 40, 1.0),)))
+            segment += 1
+        partial = rng.choice([None, Partial(segment, "a b")])
+        sync = rng.choice([None, Sync(40, 80, 0.5, 0)])
+        update = StreamUpdate(tuple(finals), partial, None, sync)
+        expected += update.messages
+        messages += sent(session.on_output(update))
+    assert messages == expected
     session.on_text('{"type": "end"}')
-    messages += sent(session.flushed(0, 0))
-    finals = [m for m in messages if isinstance(m, Final)]
-    assert [f.segment for f in finals] == list(range(len(finals)))
-    closed, last_partial = set(), {}
-    for message in messages:
-        if isinstance(message, Final):
-            closed.add(message.segment)
-        elif isinstance(message, Partial):
-            assert message.segment not in closed and message.segment == len(closed)
-            assert last_partial.get(message.segment) != message.text and message.text
-            last_partial[message.segment] = message.text
-    assert isinstance(messages[-1], Done) and messages[-1].segments == len(finals)
+    done = sent(session.flushed(0, 0))
+    assert isinstance(done[-1], Done) and done[-1].segments == segment
 
 
 def test_ready_tells_the_client_the_limits_it_must_respect() -> None:
