@@ -11,8 +11,16 @@ no `done`). N ramps 1, 2, 4, ... until a failure, then bisects between the last 
 first failed N. The same search runs with batching off (`--batch-max 1`: one inference per
 session and chunk); the ratio of sessions held is the batcher's worth.
 
+Server CPU per stream second: the server process's own CPU time (user + system, all its
+threads, from /proc/<pid>/stat) while the clients stream, divided by the seconds of audio it
+accepted (its `session_closed` log lines' audio_ms; sessions x clip length if it logs none). Unlike the sessions held it does not depend on the clients
+sharing the cores; it is measured at --cpu-sessions (default 16) in both modes, and in every
+trial of the search. `--cpu-only` measures just that.
+
     .venv/bin/python bench/serve.py --model models/avsync-tiny-grid
     .venv/bin/python bench/serve.py --model /tmp/debug-model --clip clip.mp4 --repeats 3
+    .venv/bin/python bench/serve.py --model models/avsync-tiny-grid --cpu-only \\
+        --out bench/results/serve-cpu.json
 
 Without --clip the clip is synthetic (GRID sentences by espeak-ng voices, rendered faces).
 The clients run in this process, the server in another, on the same cores: the figures are
@@ -68,18 +76,30 @@ class ServerProcess:
                 "--max-sessions", "1024", "--log-level", "info", *mode.server_args, *extra]
         self.process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, text=True)
+        self.audio_ms = 0.0  # media the server accepted, from its session_closed log lines
         self.port = self._listening_port()
 
     def _listening_port(self) -> int:
         """The port from the JSON log line {"event": "listening", ...}; the rest of the log
-        is drained on a thread, so a full pipe never blocks the server."""
+        is read on a thread (so a full pipe never blocks the server)."""
         stderr = self.process.stderr
         assert stderr is not None
         for line in stderr:
             if '"listening"' in line:
-                threading.Thread(target=stderr.read, daemon=True).start()
+                self._reader = threading.Thread(target=self._read_log, args=(stderr,),
+                                                daemon=True)
+                self._reader.start()
                 return int(json.loads(line)["port"])
         raise RuntimeError(f"the server exited ({self.process.wait()}) before listening")
+
+    def _read_log(self, stderr) -> None:
+        for line in stderr:
+            if '"session_closed"' in line:
+                self.audio_ms += float(json.loads(line).get("audio_ms", 0.0))
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the server process so far (all its threads)."""
+        return process_cpu_seconds(self.process.pid)
 
     def get(self, path: str) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=30) as r:
@@ -92,6 +112,14 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self._reader.join(timeout=10)  # the log's last lines
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process from /proc/<pid>/stat (Linux), in seconds."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state is field 3
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def metric_means(text: str) -> dict[str, float | None]:
@@ -133,14 +161,19 @@ def trial(args: argparse.Namespace, mode: Mode, sessions: int, clip: tuple, seed
     server = ServerProcess(args.model, mode, args.server_arg or [])
     try:
         url = f"ws://127.0.0.1:{server.port}{STREAM_PATH}"
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), server.cpu_seconds()
         failed = asyncio.run(clients(url, *clip, sessions, seed))
-        wall = time.perf_counter() - began
+        wall, cpu = time.perf_counter() - began, server.cpu_seconds() - cpu_began
         health = json.loads(server.get("/healthz"))
         means = metric_means(server.get("/metrics"))
     finally:
         server.stop()
+    sent_s = sessions * len(clip[0]) / 16000  # what the clients meant to send
+    accepted_s = server.audio_ms / 1000  # what the server took in (failed sessions stop early)
     return {"p95_ms": health["partial_latency_p95_ms"], "failed": failed,
+            "server_cpu_s": round(cpu, 3), "sent_s": round(sent_s, 2),
+            "accepted_s": round(accepted_s, 2),
+            "server_cpu_s_per_stream_s": round(cpu / (accepted_s or sent_s), 5),
             "mean_batch": _round(means["mean_batch"], 2),
             "mean_inference_ms": _round(means["mean_inference_s"], 4, scale=1000),
             "wall_s": round(wall, 2), "load_1min": round(os.getloadavg()[0], 2)}
@@ -159,6 +192,8 @@ def measure(args: argparse.Namespace, mode: Mode, sessions: int, clip: tuple) ->
               "median_mean_batch": statistics.median(r["mean_batch"] or 0 for r in runs),
               "median_inference_ms": statistics.median(r["mean_inference_ms"] or 0
                                                        for r in runs),
+              "median_server_cpu_s_per_stream_s": statistics.median(
+                  r["server_cpu_s_per_stream_s"] for r in runs),
               "runs": runs}
     result["held"] = result["median_p95_ms"] <= P95_LIMIT_MS and result["median_failed"] == 0
     print(json.dumps({"mode": mode.name, **{k: v for k, v in result.items() if k != "runs"}}),
@@ -186,6 +221,24 @@ def search(args: argparse.Namespace, mode: Mode, clip: tuple) -> dict:
         good, bad = (middle, bad) if held(middle) else (good, middle)
     return {"held": good, "first_not_held": bad,
             "trials": [trials[k] for k in sorted(trials)]}
+
+
+def cpu_per_stream_second(args: argparse.Namespace, clip: tuple,
+                          searched: dict[str, dict]) -> dict:
+    """Server CPU seconds per stream second at --cpu-sessions, each mode (the search's trials
+    at that N when it made them), and batched over one-per-session."""
+    n = args.cpu_sessions
+    out: dict = {"sessions": n}
+    for mode in (BATCHED, ONE_PER_SESSION):
+        done = [t for t in searched.get(mode.name, {}).get("trials", []) if t["sessions"] == n]
+        result = done[0] if done else measure(args, mode, n, clip)
+        out[mode.name] = {k: result[k] for k in ("median_server_cpu_s_per_stream_s",
+                                                  "median_p95_ms", "median_mean_batch", "held")}
+    per = {m: out[m]["median_server_cpu_s_per_stream_s"] for m in (BATCHED.name,
+                                                                  ONE_PER_SESSION.name)}
+    out["one_per_session_over_batched"] = round(per[ONE_PER_SESSION.name] / per[BATCHED.name],
+                                                2)
+    return out
 
 
 def load_clip(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, str]:
@@ -224,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="extra `avsync serve` argument (repeat), e.g. --server-arg=--int8")
     parser.add_argument("--note", action="append", default=[],
                         help="a line kept in the results (how the model was made, why an arg)")
+    parser.add_argument("--cpu-sessions", type=int, default=16,
+                        help="sessions at which server CPU per stream second is reported")
+    parser.add_argument("--cpu-only", action="store_true",
+                        help="only server CPU per stream second at --cpu-sessions (no search)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     return parser
 
@@ -232,25 +289,34 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     audio, frames, description = load_clip(args)
     clip = (audio, frames)
-    batched = search(args, BATCHED, clip)
-    single = search(args, ONE_PER_SESSION, clip)
+    searched = {} if args.cpu_only else {m.name: search(args, m, clip)
+                                         for m in (BATCHED, ONE_PER_SESSION)}
+    cpu = cpu_per_stream_second(args, clip, searched)
     card = json.loads((args.model / "model.json").read_text())
     report = {
         "what": "concurrent real-time audio+video sessions held at median p95 partial latency "
-                f"<= {P95_LIMIT_MS:g} ms, batched vs one inference per session",
+                f"<= {P95_LIMIT_MS:g} ms, batched vs one inference per session; server CPU "
+                "seconds per stream second",
         "command": "bench/serve.py " + " ".join(argv),
         "model": {"dir": str(args.model), "name": card["model_name"],
                   "chunk_steps": card["chunk_steps"], "roi": card["roi"]["stored"]},
         "server_args": args.server_arg or [], "notes": args.note, "clip": description,
         "clip_s": round(len(audio) / 16000, 2), "frame": list(frames.shape[1:]),
-        "repeats": args.repeats,
-        "batched": batched, "one_inference_per_session": single,
-        "sessions_held": {"batched": batched["held"], "one_inference_per_session": single["held"]},
-        "sessions_held_ratio": round(batched["held"] / max(1, single["held"]), 2),
+        "repeats": args.repeats, "server_cpu_per_stream_s": cpu,
     }
+    if searched:
+        batched, single = searched[BATCHED.name], searched[ONE_PER_SESSION.name]
+        report.update({
+            "batched": batched, "one_inference_per_session": single,
+            "sessions_held": {"batched": batched["held"],
+                              "one_inference_per_session": single["held"]},
+            "sessions_held_ratio": round(batched["held"] / max(1, single["held"]), 2)})
+        print(f"held: batched {batched['held']}, one-per-session {single['held']} "
+              f"(ratio {report['sessions_held_ratio']})")
     write_result(args.out, report)
-    print(f"held: batched {batched['held']}, one-per-session {single['held']} "
-          f"(ratio {report['sessions_held_ratio']}) -> {args.out}")
+    print(f"server CPU s per stream s at {cpu['sessions']} sessions: batched "
+          f"{cpu[BATCHED.name]['median_server_cpu_s_per_stream_s']}, one-per-session "
+          f"{cpu[ONE_PER_SESSION.name]['median_server_cpu_s_per_stream_s']} -> {args.out}")
     return 0
 
 
