@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from avsync.serve.protocol import Task
 
-from avsync.runtime.streams import Stream, StreamChunk, StreamConfig, StreamUpdate
+from avsync.runtime.chunking import StreamChunk
+from avsync.runtime.streams import Stream, StreamConfig, StreamUpdate
 
 if TYPE_CHECKING:
     from avsync.serve.runtime_engine import RuntimeEngine

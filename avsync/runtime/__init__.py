@@ -16,6 +16,7 @@ batching encoders, second passes and rescoring across them (docs/embedding.md):
 """
 
 from avsync.runtime.asd import ActiveSpeakerDetector, AsdConfig, calibrate
+from avsync.runtime.chunking import StreamChunk
 from avsync.runtime.ctc import PrefixBeamSearch, align, greedy, prefix_beam_search
 from avsync.runtime.endpoint import EndpointConfig
 from avsync.runtime.loader import load_model
@@ -24,7 +25,7 @@ from avsync.runtime.model_card import ModelCard
 from avsync.runtime.offline import ClipInput, ClipOutputs, run_clips, transcribe_clip, transcript
 from avsync.runtime.recognizer import RecognizerConfig, StreamingRecognizer
 from avsync.runtime.results import Final, Partial, Speakers, SpeakerTrack, Sync
-from avsync.runtime.streams import Recognizer, Stream, StreamChunk, StreamConfig, StreamUpdate
+from avsync.runtime.streams import Recognizer, Stream, StreamConfig, StreamUpdate
 from avsync.runtime.sync import SyncConfig, SyncEstimator, SyncResult, estimate_offset
 from avsync.runtime.words import Word
 

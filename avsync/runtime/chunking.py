@@ -1,5 +1,6 @@
 """Media as it comes -> the `StreamChunk`s of a stream: what a file's transcription feeds the
-stream API, cut the way the server cuts a live session's media (serve/media_input.py).
+stream API (and `StreamingRecognizer.feed` its own chunks), cut the way the server cuts a live
+session's media (serve/media_input.py).
 
 Audio is 16 kHz float32 samples; video is one entry per step (frame): every face found in it,
 {track id: (mouth ROI (R, R) uint8, face box (x, y, w, h))}. A chunk of C steps is cut when
@@ -13,14 +14,34 @@ the largest. At the end, the rest goes in chunks of at most C, the lagging modal
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from avsync.runtime.model import TrackId
 from avsync.runtime.results import Box
-from avsync.runtime.streams import StreamChunk
 
 FaceFrame = dict[TrackId, tuple[np.ndarray, Box]]  # one step's faces: ROI and box per track
+
+
+@dataclass(frozen=True)
+class StreamChunk:
+    """One chunk of one stream: C steps (C = card.chunk_steps; a stream's last may be less).
+
+    audio: (C*640,) float32 in [-1, 1] @ 16 kHz, or None (video-only, or no audio for it).
+    faces: {track id: (C, R, R) uint8 mouth ROIs}, R = card.roi.stored; {} without video.
+    boxes: {track id: (x, y, w, h)} each face's box at the chunk's last step, frame pixels
+    (what `Speakers` and a final's `box` report).
+    preferred_face: the face to read while the detector has not spoken (e.g. the current or
+    the largest face); None: the first face.
+    steps: C, needed only when there is neither audio nor a face.
+    """
+
+    audio: np.ndarray | None = None
+    faces: dict[TrackId, np.ndarray] = field(default_factory=dict)
+    boxes: dict[TrackId, Box] = field(default_factory=dict)
+    preferred_face: TrackId | None = None
+    steps: int | None = None
 
 
 def preferred_face(current: TrackId | None, boxes: dict[TrackId, Box]) -> TrackId | None:

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from avsync.errors import MediaError
+from avsync.runtime.chunking import StreamChunk
 from avsync.runtime.model import ChunkRequest, ChunkResult, Model
 from avsync.runtime.recognizer import RecognizerConfig, StreamingRecognizer
 from avsync.runtime.results import Final
-from avsync.runtime.streams import Recognizer, StreamChunk, StreamConfig
+from avsync.runtime.streams import Recognizer, StreamConfig
 
 TRACK: int = 0
 

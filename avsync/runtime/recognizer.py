@@ -35,6 +35,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from avsync.errors import ConfigError, MediaError
+from avsync.runtime.chunking import ChunkCutter, StreamChunk
 from avsync.runtime.ctc import PrefixBeamSearch, align, rescore
 from avsync.runtime.endpoint import Endpoint, EndpointConfig, Endpointer
 from avsync.runtime.model import ChunkRequest, ChunkResult, Model, TrackId
@@ -43,6 +44,7 @@ from avsync.runtime.segment_media import SegmentMedia
 from avsync.runtime.words import Word, timed_words, tokens_to_text
 
 FEED_TRACK: int = 0  # the face track id `feed` uses for its frames
+_NO_BOX = (0.0, 0.0, 0.0, 0.0)  # `feed` knows no face boxes
 
 
 @dataclass(frozen=True)
@@ -146,8 +148,8 @@ class StreamingRecognizer:
         self._endpointer = Endpointer(self.config.endpoint, self.card.step_ms)
         self._segment = 0
         self._partial = ""
-        self._audio_buffer = np.zeros(0, np.float32)
-        self._frame_buffer: list[np.ndarray] = []
+        self._cutter = ChunkCutter(self.card.chunk_steps, self.card.samples_per_step,
+                                   audio=audio, video=video)  # what `feed` buffers
         self._last_face: tuple[TrackId, np.ndarray] | None = None  # for tail padding
         self._end_limit_step: int | None = None  # set by finish: words end by the real end
         self._saw_audio = False
@@ -330,57 +332,24 @@ class StreamingRecognizer:
         uint8 mouth ROIs at card.roi.stored (one face). Runs every whole chunk available."""
         if self._finished:
             raise MediaError("this stream was finished; start a new StreamingRecognizer")
-        if audio is not None:
-            if not self.audio:
-                raise MediaError("this recogniser was made with audio=False")
-            samples = np.asarray(audio, np.float32).reshape(-1)
-            self._audio_buffer = np.concatenate([self._audio_buffer, samples])
-        if frames is not None:
-            if not self.video:
-                raise MediaError("this recogniser was made with video=False")
-            self._frame_buffer.extend(np.asarray(frames))
-        events: list[Event] = []
-        while self._buffered_steps() >= self.card.chunk_steps:
-            events += self._run_buffered(self.card.chunk_steps)
-        return events
+        if audio is not None and not self.audio:
+            raise MediaError("this recogniser was made with audio=False")
+        if frames is not None and not self.video:
+            raise MediaError("this recogniser was made with video=False")
+        faces = None if frames is None else [{FEED_TRACK: (roi, _NO_BOX)}
+                                             for roi in np.asarray(frames)]
+        return self._run(self._cutter.push(audio, faces))
 
-    def _buffered_steps(self) -> int:
-        counts = []
-        if self.audio:
-            counts.append(len(self._audio_buffer) // self.card.samples_per_step)
-        if self.video:
-            counts.append(len(self._frame_buffer))
-        return min(counts)
-
-    def _run_buffered(self, steps: int, *, pad: bool = False) -> list[Event]:
-        """Take `steps` steps from the buffers (padding a short modality if `pad`) and run."""
-        n = steps * self.card.samples_per_step
-        audio = faces = None
-        if self.audio:
-            audio = self._audio_buffer[:n]
-            audio = np.pad(audio, (0, n - len(audio))) if pad else audio
-            self._audio_buffer = self._audio_buffer[n:]
-        if self.video and (self._frame_buffer or self._last_face is not None):
-            taken = self._frame_buffer[:steps]
-            del self._frame_buffer[:steps]
-            filler = taken[-1] if taken else self._last_face[1]  # type: ignore[index]
-            taken += [filler] * (steps - len(taken))
-            faces = {FEED_TRACK: np.stack(taken).astype(np.uint8, copy=False)}
-        return run_alone(self.model, self.step(audio, faces, FEED_TRACK if faces else None, steps))
+    def _run(self, chunks: list[StreamChunk]) -> list[Event]:
+        return [event for chunk in chunks for event in run_alone(self.model, self.step(
+            chunk.audio, chunk.faces, FEED_TRACK if chunk.faces else None, chunk.steps))]
 
     def finish(self) -> list[Event]:
         """End of stream: run what is buffered, the tail padding, and close the last segment."""
         if self._finished:
             return []
         self._finished = True
-        events: list[Event] = []
-        remaining = max(len(self._audio_buffer) // self.card.samples_per_step
-                        + (len(self._audio_buffer) % self.card.samples_per_step > 0),
-                        len(self._frame_buffer))
-        while remaining > 0:  # in chunks: a lagging modality is padded, not a long chunk run
-            steps = min(remaining, self.card.chunk_steps)
-            events += self._run_buffered(steps, pad=True)
-            remaining -= steps
+        events = self._run(self._cutter.flush())  # a lagging modality padded
         return events + run_alone(self.model, self.closing())
 
     def closing(self) -> Decoding:

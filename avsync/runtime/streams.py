@@ -33,10 +33,9 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
 from avsync.errors import ConfigError
 from avsync.runtime.asd import ActiveSpeakerDetector, AsdConfig
+from avsync.runtime.chunking import StreamChunk
 from avsync.runtime.model import ChunkResult, Model, TrackId
 from avsync.runtime.recognizer import (
     Observer,
@@ -74,26 +73,6 @@ class StreamConfig:
         if min(self.speakers_every_steps, self.sync_every_steps) < 1:
             raise ConfigError(f"StreamConfig.speakers_every_steps and sync_every_steps must be "
                               f">= 1, got {self.speakers_every_steps}, {self.sync_every_steps}")
-
-
-@dataclass(frozen=True)
-class StreamChunk:
-    """One chunk of one stream: C steps (C = card.chunk_steps; a stream's last may be less).
-
-    audio: (C*640,) float32 in [-1, 1] @ 16 kHz, or None (video-only, or no audio for it).
-    faces: {track id: (C, R, R) uint8 mouth ROIs}, R = card.roi.stored; {} without video.
-    boxes: {track id: (x, y, w, h)} each face's box at the chunk's last step, frame pixels
-    (what `Speakers` and a final's `box` report).
-    preferred_face: the face to read while the detector has not spoken (e.g. the current or
-    the largest face); None: the first face.
-    steps: C, needed only when there is neither audio nor a face.
-    """
-
-    audio: np.ndarray | None = None
-    faces: dict[TrackId, np.ndarray] = field(default_factory=dict)
-    boxes: dict[TrackId, Box] = field(default_factory=dict)
-    preferred_face: TrackId | None = None
-    steps: int | None = None
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from avsync.errors import AvsyncError, ConfigError
-from avsync.runtime.chunking import ChunkCutter
+from avsync.runtime.chunking import ChunkCutter, StreamChunk
 from avsync.runtime.model import ChunkResult, Model
 from avsync.runtime.precision import add_precision_argument
 from avsync.runtime.results import Final
-from avsync.runtime.streams import Recognizer, Stream, StreamChunk, StreamUpdate
+from avsync.runtime.streams import Recognizer, Stream, StreamUpdate
 from avsync.runtime.sync import RunningOffset
 
 MODEL_ENV = "AVSYNC_MODEL"
