@@ -68,7 +68,7 @@ def load_model(model_dir: str | Path, threads: int = 1, providers: Sequence[str]
         graph = Graph(open_session(path, threads, chosen), spec.inputs, spec.outputs, path)
         check_metadata(graph.metadata, card, spec.name, str(path))
         if spec in STEP_GRAPHS and chosen[0] == CPU:
-            graph = OneStreamGraph(graph, threads, chosen, _one_chunk_dims(card))
+            graph = OneStreamGraph(graph, threads, chosen, one_chunk_dims(card))
         graphs[spec.name] = graph
     log.info("%s: %s graphs (%s)", directory, choice.precision.value, choice.reason)
     return Model(card, graphs, directory, choice, _load_lm(directory, card))
@@ -77,7 +77,7 @@ def load_model(model_dir: str | Path, threads: int = 1, providers: Sequence[str]
 STEP_GRAPHS = (AUDIO_STEP, VISUAL_STEP, FUSION_STEP)
 
 
-def _one_chunk_dims(card: ModelCard) -> dict[str, int]:
+def one_chunk_dims(card: ModelCard) -> dict[str, int]:
     """The step graphs' symbolic dimensions (export/onnx_export.py names them) for one
     stream and one full chunk."""
     return {"batch": 1, "steps": card.chunk_steps,
