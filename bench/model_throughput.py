@@ -24,7 +24,7 @@ from record import write_result  # bench/record.py
 
 from avsync.models.config import load_config
 from avsync.models.model import AVSyncModel
-from avsync.models.objective import ContrastiveGenerativeObjective
+from avsync.models.objective import ContrastiveGenerativeObjective, load_objective
 from avsync.models.toybatch import toy_batch
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     config = load_config(args.config)
     model = AVSyncModel(config).train()
-    objective = ContrastiveGenerativeObjective(config.objective)
+    objective = ContrastiveGenerativeObjective(load_objective(args.config))
+    objective.init_model(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batch = toy_batch(args.batch, args.steps, config.visual_frontend.roi_size, config.vocab_size)
     generator = torch.Generator().manual_seed(0)

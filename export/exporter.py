@@ -167,6 +167,10 @@ def _training(loaded: LoadedCheckpoint, options: ExportOptions) -> dict:
 def _export_facts(loaded: LoadedCheckpoint, chunk: int) -> dict:
     return {"avsync": __version__, "torch": torch.__version__, "opset": OPSET,
             "exporter": "torch.onnx.export (TorchScript)", "checkpoint": loaded.path.name,
-            "parity_chunk_steps": chunk,
-            "trained_chunk_sizes": ["full" if c is None else c
-                                    for c in loaded.model.config.objective.chunk_sizes]}
+            "parity_chunk_steps": chunk, "trained_chunk_sizes": _trained_chunk_sizes(loaded)}
+
+
+def _trained_chunk_sizes(loaded: LoadedCheckpoint) -> list[int | str] | None:
+    """The chunk sizes the objective sampled in training (None: the checkpoint does not say)."""
+    sizes = (loaded.training.get("objective") or {}).get("chunk_sizes")
+    return None if sizes is None else ["full" if c in (None, "full") else c for c in sizes]

@@ -2,10 +2,11 @@
 
 For each modality mix (audio+video, audio only, video only), every clip is streamed through the
 exported graphs by `avsync.runtime` chunk by chunk from a fresh state, and compared with the
-PyTorch model's `forward` over the whole padded batch with the same chunk size (which equals
-its own `step` streaming, tested in tests/models). Compared per valid step: CTC log-probs
-(the gate: max abs diff <= tolerance), and reported beside it: sync embeddings, decoder memory,
-ASD logits and whether the greedy transcripts are identical. A failing model is never written.
+PyTorch model's forward pass (`AVSyncModel.forward`, the absent modality not given) over the
+whole padded batch with the same chunk size (which equals its own `step` streaming, tested in
+tests/models). Compared per valid step: CTC log-probs (the gate: max abs diff <= tolerance),
+and reported beside it: sync embeddings, decoder memory, ASD logits and whether the greedy
+transcripts are identical. A failing model is never written.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from avsync.models.model import AVSyncModel
 from avsync.runtime.ctc import greedy, prefix_beam_search
 from avsync.runtime.model import Model
 from avsync.runtime.offline import ClipOutputs, run_clips
+from avsync.timebase import SAMPLES_PER_STEP
 
 TOLERANCE: float = 1e-3
 MODALITIES: dict[str, tuple[bool, bool]] = {"av": (True, True), "audio": (True, False),
@@ -60,27 +62,28 @@ class ParityReport:
 @torch.no_grad()
 def torch_outputs(model: AVSyncModel, clips: Sequence[LabelledClip], chunk_steps: int | None,
                   audio: bool, video: bool) -> list[ClipOutputs]:
-    """PyTorch over the whole padded batch with the given chunking and presence flags."""
+    """PyTorch's forward pass over the whole padded batch with the given chunking, each
+    modality given or absent."""
     lengths = torch.tensor([c.steps for c in clips])
     t, n = int(lengths.max()), len(clips)
     r = clips[0].rois.shape[-1]
-    pcm = torch.zeros(n, t * 640)
+    pcm = torch.zeros(n, t * SAMPLES_PER_STEP)
     rois = torch.zeros(n, t, r, r, dtype=torch.uint8)
     for i, clip in enumerate(clips):
         pcm[i, :len(clip.audio)] = torch.from_numpy(clip.audio)
         rois[i, :clip.steps] = torch.from_numpy(clip.rois)
-    ones = torch.ones(n)
-    out = model.encode(pcm, lengths * 640, rois, lengths, chunk_size=chunk_steps,
-                       audio_present=ones * audio, video_present=ones * video)
-    asd = model.asd_head(out.visual.embeddings, out.audio.embeddings)
-    result = []
-    for i, length in enumerate(lengths.tolist()):
-        result.append(ClipOutputs(
-            out.fusion.log_probs[i, :length].numpy(), out.fusion.memory[i, :length].numpy(),
-            out.audio.embeddings[i, :length].numpy() if audio else None,
-            out.visual.embeddings[i, :length].numpy() if video else None,
-            asd[i, :length].numpy() if audio and video else None))
-    return result
+    out = model(pcm if audio else None, lengths * SAMPLES_PER_STEP if audio else None,
+                rois if video else None, lengths if video else None, chunk_size=chunk_steps)
+
+    def rows(x: torch.Tensor | None, i: int, length: int) -> np.ndarray | None:
+        return None if x is None else x[i, :length].numpy()
+
+    return [ClipOutputs(out.fusion.log_probs[i, :length].numpy(),
+                        out.fusion.memory[i, :length].numpy(),
+                        rows(None if out.audio is None else out.audio.embeddings, i, length),
+                        rows(None if out.visual is None else out.visual.embeddings, i, length),
+                        rows(out.asd_logits, i, length))
+            for i, length in enumerate(lengths.tolist())]
 
 
 def _max_diff(pairs: list[tuple[np.ndarray | None, np.ndarray | None]]) -> float:

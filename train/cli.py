@@ -2,6 +2,7 @@
 
 A YAML file holds every section; every key can be overridden on the command line:
     model:       the ModelConfig (exactly what `avsync model info` reads)
+    objective:   ObjectiveConfig (loss weights, augmentation, training chunk sizes)
     optim:       OptimConfig (AdamW, warm-up, cosine)
     data:        AVDataModule (prepared cache, tokenizer, batch budget, noise, workers)
     checkpoint:  CheckpointConfig (how often `last.ckpt` is written, what `best.ckpt` minimises)
@@ -15,8 +16,10 @@ What the CLI decides for you (each overridable):
 - `fit` resumes from `<run dir>/checkpoints/last.ckpt` when it exists (`--ckpt_path last` is
   the default; `--ckpt_path null` starts over);
 - precision `bf16-mixed` on a GPU, `32-true` on the CPU, unless `trainer.precision` is set;
-- `validate`/`test` with `--ckpt_path FILE` rebuild the model and tokenizer the checkpoint
-  describes, so no model YAML is needed.
+- `validate`/`test` with `--ckpt_path FILE` rebuild the model, objective and tokenizer the
+  checkpoint describes, so no model YAML is needed.
+A YAML file of the layout before the objective left the model (`model.objective`) is refused
+with the fix; checkpoints of that layout still resume and validate.
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from avsync.errors import ConfigError
-from avsync.models.checkpoint import read_raw, section_of
-from avsync.models.config import ModelConfig
+from avsync.models.checkpoint import read_raw, section_of, stored_objective
+from avsync.models.config import LEGACY_OBJECTIVE_KEY, ModelConfig
+from avsync.models.objective import ObjectiveConfig
 from avsync.text.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -105,6 +109,7 @@ class AVSyncCLI(LightningCLI):
         parser.add_lightning_class_args(self.trainer_class, "trainer")
         parser.set_defaults({f"trainer.{k}": v for k, v in self.trainer_defaults.items()})
         parser.add_class_arguments(ModelConfig, "model", fail_untyped=True)
+        parser.add_class_arguments(ObjectiveConfig, "objective", fail_untyped=True)
         parser.add_class_arguments(OptimConfig, "optim")
         parser.add_class_arguments(CheckpointConfig, "checkpoint")
         parser.add_lightning_class_args(AVDataModule, "data")
@@ -125,7 +130,7 @@ class AVSyncCLI(LightningCLI):
         if threads:
             torch.set_num_threads(threads)
         section = self._get(self.config_init, "trainer")
-        config, tokenizer = self._model_and_tokenizer()
+        config, objective, tokenizer = self._model_and_tokenizer()
         self.datamodule = self._get(self.config_init, "data")
         self.datamodule.attach(tokenizer, config.visual_frontend.roi_size,
                                config.visual_frontend.roi_stored,
@@ -140,7 +145,7 @@ class AVSyncCLI(LightningCLI):
         seed = self._get(self.config_init, "seed_everything")
         self.model = AVSyncLightning(config, tokenizer, self._get(self.config_init, "optim"),
                                      seed=0 if isinstance(seed, bool) else int(seed),
-                                     data_facts=self.datamodule.facts())
+                                     data_facts=self.datamodule.facts(), objective=objective)
         self.trainer = self.instantiate_trainer(callbacks=self._callbacks(root, section))
 
     def before_fit(self) -> None:
@@ -168,19 +173,25 @@ class AVSyncCLI(LightningCLI):
                 extra.append(LearningRateMonitor(logging_interval="step"))
         return [*(given if isinstance(given, list) else [given]), *extra]
 
-    def _model_and_tokenizer(self) -> tuple[ModelConfig, Tokenizer]:
-        """From the YAML for `fit`; from the checkpoint for validate/test of one."""
+    def _model_and_tokenizer(self) -> tuple[ModelConfig, ObjectiveConfig, Tokenizer]:
+        """From the YAML for `fit`; from the checkpoint for validate/test of one (its
+        objective: the one it trained with, else the YAML's)."""
         data = self._get(self.config_init, "data")
+        objective = self._get(self.config_init, "objective")
         ckpt = self._get(self.config_init, "ckpt_path", None) if self.subcommand != "fit" else None
         if ckpt and Path(ckpt).is_file():
             section = section_of(read_raw(ckpt), ckpt)
             tokenizer = (Tokenizer.load(data.tokenizer_path) if data.tokenizer_path
                          else Tokenizer(section["tokenizer"], source=f"{ckpt}:tokenizer"))
-            return ModelConfig.from_dict(section["model_config"]), tokenizer
+            trained = stored_objective(section)
+            if trained is not None:
+                objective = ObjectiveConfig.from_dict(trained)
+            return ModelConfig.from_dict(section["model_config"]), objective, tokenizer
         if not data.tokenizer_path:
             raise ConfigError("data.tokenizer is not set: give the sentencepiece model the "
                               "cache was prepared with (--data.tokenizer PATH.model)")
-        return self._get(self.config_init, "model"), Tokenizer.load(data.tokenizer_path)
+        return (self._get(self.config_init, "model"), objective,
+                Tokenizer.load(data.tokenizer_path))
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         trainer_config = dict(self._get(self.config_init, "trainer", default={}))
@@ -224,8 +235,29 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="lightning.pytorch.cli")
 
 
+def refuse_old_layout(argv: list[str]) -> None:
+    """ConfigError for a `--config` YAML that still holds the objective under `model:`."""
+    import yaml
+
+    paths = [b for a, b in zip(argv, argv[1:], strict=False) if a == "--config"]
+    paths += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+    for path in paths:
+        try:
+            document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue  # LightningCLI says what is wrong with it
+        model = document.get("model") if isinstance(document, dict) else None
+        if isinstance(model, dict) and LEGACY_OBJECTIVE_KEY in model:
+            raise ConfigError(f"{path}: the objective is training's now, not the model's: move "
+                              "its `objective:` block out of `model:` to the top level (as in "
+                              "train/configs/tiny.yaml), and for audio_ctc_weight or "
+                              "visual_ctc_weight above 0 add `audio_ctc: true` / "
+                              "`visual_ctc: true` to model.heads")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    refuse_old_layout(args)
     quiet_lightning()
     try:
         AVSyncCLI(with_resume_default(args))

@@ -5,18 +5,22 @@ step is. The bare model is `self.model` (export takes it as it is) and every che
 an `avsync` section (`avsync.models.checkpoint`) with the model config and the tokenizer, so
 `load_checkpoint(path)` rebuilds the model without any YAML.
 
-Training step: a chunk size drawn from `objective.chunk_sizes`, modality dropout and masks, all
-from a generator seeded by (seed, global step, batch index, rank), and the global RNG (dropout)
-reseeded the same way, so a run resumed from a checkpoint takes exactly the steps the
-uninterrupted run would.
+The objective (`ObjectiveConfig`: loss weights, augmentation, chunk sizes) is training's, not
+the model's: the YAML's top-level `objective:` section, stored in every checkpoint's training
+facts. Training step: a chunk size drawn from `objective.chunk_sizes`, modality dropout and
+masks, all from a generator seeded by (seed, global step, batch index, rank), and the global
+RNG (dropout) reseeded the same way, so a run resumed from a checkpoint takes exactly the steps
+the uninterrupted run would.
 
 Validation and test run twice per batch: in the streaming mode the model is served with
 (`streaming.chunk_size`) and over the whole utterance, logging for each every loss, sync
 accuracy, the modality gap and greedy-CTC WER/CER for audio-only, video-only and audio-visual
-input (`val/stream/wer_av`, `val/full/wer_audio`, ...). WER is corpus-level (errors summed over
-the epoch and over DDP ranks, then divided). `late_start_sync_clip_acc` checks sync with the
-video stream starting later than the audio: aligned clips alone cannot tell embeddings of the
-lips and voice from embeddings of "time since the stream began".
+input (`val/stream/wer_av`, `val/full/wer_audio`, ...). Each mode encodes each modality once and
+fuses that encoding three ways (`AVSyncModel.forward_encoded`); the audio-visual pass also
+gives the losses. WER is corpus-level (errors summed over the epoch and over DDP ranks, then
+divided). `late_start_sync_clip_acc` checks sync with the video stream starting later than the
+audio: aligned clips alone cannot tell embeddings of the lips and voice from embeddings of
+"time since the stream began".
 """
 
 from __future__ import annotations
@@ -33,13 +37,19 @@ import torch
 from avsync.train.optim import OptimConfig, build_optimizer
 
 from avsync.errors import ConfigError
-from avsync.models.checkpoint import CHECKPOINT_KEY, checkpoint_section, section_of
+from avsync.models.checkpoint import (
+    CHECKPOINT_KEY,
+    checkpoint_section,
+    section_of,
+    stored_objective,
+)
 from avsync.models.config import ModelConfig
+from avsync.models.decoder import teacher_forcing
 from avsync.models.decoding import greedy_ctc
-from avsync.models.encoders import step_mask
+from avsync.models.encoders import EncoderOutput, step_mask
 from avsync.models.losses import sync_accuracy
-from avsync.models.model import AVSyncModel
-from avsync.models.objective import MODALITIES, Batch, ContrastiveGenerativeObjective
+from avsync.models.model import MODALITIES, AVSyncModel, ForwardOutput, Modality, presence
+from avsync.models.objective import Batch, ContrastiveGenerativeObjective, ObjectiveConfig
 from avsync.text.metrics import utterance_errors
 from avsync.text.tokenizer import Tokenizer
 from avsync.timebase import SYNC_MAX_SHIFT
@@ -87,24 +97,31 @@ class ErrorTally:
 class AVSyncLightning(L.LightningModule):
     """config: the model (its vocab_size is set to the tokenizer's); tokenizer: ids <-> text,
     stored in every checkpoint; optim: AdamW + warm-up/cosine; seed: all randomness of a step;
-    data_facts: what the run trained on (written into checkpoints for model cards)."""
+    data_facts: what the run trained on (written into checkpoints for model cards);
+    objective: loss weights and augmentation (default `ObjectiveConfig()`)."""
 
     def __init__(self, config: ModelConfig, tokenizer: Tokenizer,
                  optim: OptimConfig | None = None, seed: int = 0,
-                 data_facts: dict[str, Any] | None = None) -> None:
+                 data_facts: dict[str, Any] | None = None,
+                 objective: ObjectiveConfig | None = None) -> None:
         super().__init__()
         if config.vocab_size != tokenizer.vocab_size:
             log.info("model vocab_size %d -> %d (the tokenizer's)", config.vocab_size,
                      tokenizer.vocab_size)
             config = replace(config, vocab_size=tokenizer.vocab_size)
+        self.objective_config = objective or ObjectiveConfig()
+        self.objective_config.check_model(config)
         self.config, self.tokenizer = config, tokenizer
         self.optim = optim or OptimConfig()
         self.seed, self.data_facts = int(seed), dict(data_facts or {})
         self.model = AVSyncModel(config)
-        self.objective = ContrastiveGenerativeObjective(config.objective)
+        self.objective = ContrastiveGenerativeObjective(self.objective_config)
+        self.objective.init_model(self.model)
         self.tally = ErrorTally()
-        self.save_hyperparameters({"model": config.to_dict(), "optim": asdict(self.optim),
-                                   "seed": self.seed, "tokenizer_sha256": tokenizer.sha256})
+        self.save_hyperparameters({"model": config.to_dict(),
+                                   "objective": self.objective_config.to_dict(),
+                                   "optim": asdict(self.optim), "seed": self.seed,
+                                   "tokenizer_sha256": tokenizer.sha256})
 
     # ----------------------------------------------------------------------------- training
     def _seed(self, batch_idx: int, stream: int) -> int:
@@ -150,31 +167,45 @@ class AVSyncLightning(L.LightningModule):
         return self.config.streaming.chunk_size if mode == "stream" else None
 
     @torch.no_grad()
-    def transcribe(self, batch: Batch, chunk_size: int | None) -> dict[str, list[str]]:
-        """Greedy-CTC text of each clip of a batch per input modality ("av", "audio", "video");
-        the two modality encoders run once, the fusion encoder once per modality."""
+    def forward_modalities(self, batch: Batch, chunk_size: int | None
+                           ) -> dict[Modality, ForwardOutput]:
+        """The forward pass of a batch for each input mix ("av", "audio", "video"): the two
+        modality encoders run once, the fusion encoder once per mix; the "av" pass also runs
+        the decoder (teacher forcing), for the losses."""
         m = self.model
-        audio = m.audio_encoder(batch["audio"], batch["audio_lengths"], chunk_size)
-        visual = m.visual_encoder(batch["video"], batch["video_lengths"], chunk_size)
-        lengths = torch.minimum(audio.lengths, visual.lengths)
-        out: dict[str, list[str]] = {}
+        encoded = m.encode(batch["audio"], batch["audio_lengths"], batch["video"],
+                           batch["video_lengths"], chunk_size=chunk_size)
+        inputs, _, input_lengths = teacher_forcing(batch["tokens"], batch["token_lengths"])
+        lengths = batch["video_lengths"]
+        out: dict[Modality, ForwardOutput] = {}
         for modality in MODALITIES:
-            a, v = self.objective.presence(lengths.shape[0], modality, None, lengths.device)
-            fusion = m.fuse(audio.features, visual.features, lengths, chunk_size=chunk_size,
-                            audio_present=a, video_present=v)
-            out[modality] = [self.tokenizer.decode(ids)
-                             for ids in greedy_ctc(fusion.log_probs, fusion.lengths)]
+            a, v = presence(modality, lengths.shape[0], lengths.device)
+            av = modality == "av"
+            out[modality] = m.forward_encoded(
+                encoded, chunk_size=chunk_size, audio_present=a, video_present=v,
+                decoder_tokens=inputs if av else None,
+                decoder_lengths=input_lengths if av else None)
         return out
 
+    def transcripts(self, output: ForwardOutput) -> list[str]:
+        """Greedy-CTC text of each clip of a forward pass."""
+        return [self.tokenizer.decode(ids)
+                for ids in greedy_ctc(output.fusion.log_probs, output.fusion.lengths)]
+
     @torch.no_grad()
-    def late_start_sync(self, batch: Batch, chunk_size: int | None) -> dict[str, torch.Tensor]:
+    def late_start_sync(self, batch: Batch, chunk_size: int | None,
+                        audio: EncoderOutput | None = None) -> dict[str, torch.Tensor]:
         """Sync accuracy when the video stream starts LATE_START steps after the audio stream
         while the content stays aligned. Embeddings that mark "steps since the stream began"
-        instead of what lips and voice do score 1.0 on aligned clips but 0.0 here."""
+        instead of what lips and voice do score 1.0 on aligned clips but 0.0 here.
+        audio: the batch's audio encoding when already made (validation reuses it)."""
         m, k = self.model, LATE_START
         lengths = (batch["video_lengths"] - k).clamp(min=0)
-        visual = m.visual_encoder(batch["video"][:, k:], lengths, chunk_size)
-        audio = m.audio_encoder(batch["audio"], batch["audio_lengths"], chunk_size)
+        visual = m.encode(video=batch["video"][:, k:], video_lengths=lengths,
+                          chunk_size=chunk_size).visual
+        if audio is None:
+            audio = m.encode(batch["audio"], batch["audio_lengths"], chunk_size=chunk_size).audio
+        assert visual is not None and audio is not None
         steps = visual.embeddings.shape[1]
         accuracy = sync_accuracy(audio.embeddings[:, k:k + steps], visual.embeddings,
                                  step_mask(lengths, steps), SYNC_MAX_SHIFT)
@@ -186,12 +217,13 @@ class AVSyncLightning(L.LightningModule):
                 for tokens, n in zip(batch["tokens"], batch["token_lengths"], strict=True)]
         for mode in MODES:
             chunk = self.chunk_of(mode)
-            _, metrics = self.objective(self.model, batch, chunk_size=chunk, modality="av")
-            metrics.update(self.late_start_sync(batch, chunk))
+            outputs = self.forward_modalities(batch, chunk)
+            _, metrics = self.objective.loss(self.model, batch, outputs["av"])
+            metrics.update(self.late_start_sync(batch, chunk, outputs["av"].audio))
             self.log_dict({f"{stage}/{mode}/{k}": v for k, v in metrics.items()},
                           batch_size=size, sync_dist=True)
-            for modality, hyps in self.transcribe(batch, chunk).items():
-                self.tally.add((mode, modality), refs, hyps)
+            for modality, output in outputs.items():
+                self.tally.add((mode, modality), refs, self.transcripts(output))
 
     def _log_rates(self, stage: str) -> None:
         def reduce(tensor: torch.Tensor) -> torch.Tensor:
@@ -203,12 +235,15 @@ class AVSyncLightning(L.LightningModule):
     # ---------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         training = {"data": self.data_facts, "optim": asdict(self.optim), "seed": self.seed,
-                    "global_step": int(self.global_step), "epoch": int(self.current_epoch)}
+                    "global_step": int(self.global_step), "epoch": int(self.current_epoch),
+                    "objective": self.objective_config.to_dict()}
         checkpoint[CHECKPOINT_KEY] = checkpoint_section(self.config, self.tokenizer, training)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Resuming or validating a checkpoint: refuse another tokenizer (its ids would mean
-        other words), warn about model settings that differ from the YAML."""
+        other words), warn about model settings that differ from the YAML, say which
+        objective settings do. A checkpoint written before the objective moved out of the
+        model config reads the same (`ModelConfig.from_dict` migrates it)."""
         section = section_of(checkpoint, "checkpoint")
         trained_with = hashlib.sha256(section["tokenizer"]).hexdigest()
         if trained_with != self.tokenizer.sha256:
@@ -216,9 +251,16 @@ class AVSyncLightning(L.LightningModule):
                               f"{trained_with[:12]}, this run's is "
                               f"{self.tokenizer.sha256[:12]}); pass the tokenizer it was "
                               "trained with as --data.tokenizer, or start a new run")
-        stored, current = section["model_config"], self.config.to_dict()
+        stored = ModelConfig.from_dict(section["model_config"]).to_dict()
+        current = self.config.to_dict()
         changed = sorted(k for k in current if stored.get(k) != current[k])
         if changed:
             log.warning("the checkpoint was trained with other %s settings than this run's "
                         "config; the checkpoint's weights are loaded into this run's model",
                         ", ".join(changed))
+        trained = stored_objective(section) or {}
+        now = self.objective_config.to_dict()
+        changed = sorted(k for k in now if trained and trained.get(k) != now[k])
+        if changed:
+            log.info("this run's objective differs from the checkpoint's in %s",
+                     ", ".join(f"{k} ({trained.get(k)!r} -> {now[k]!r})" for k in changed))

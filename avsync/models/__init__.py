@@ -5,11 +5,13 @@ so `avsync model --help` stays fast):
 
     config = load_config("tiny")                    # or a YAML path; ModelConfig.from_dict(...)
     model = AVSyncModel(config)                     # plain nn.Module
-    objective = ContrastiveGenerativeObjective(config.objective)
+    out = model(audio, audio_lengths, video, video_lengths, chunk_size=None)  # either may be None
+    hyps = greedy_ctc(out.fusion.log_probs, out.fusion.lengths)   # ForwardOutput
+
+    objective = ContrastiveGenerativeObjective(ObjectiveConfig())  # training's weights
+    objective.init_model(model)
     total, metrics = objective(model, batch, chunk_size=objective.sample_chunk_size(g),
                                generator=g)
-    out = model.encode(audio, audio_lengths, video, video_lengths, chunk_size=None)
-    hyps = greedy_ctc(out.fusion.log_probs, out.fusion.lengths)
 
 Streaming: `model.audio_encoder.step(chunk, state)`, `model.visual_encoder.step(...)` and
 `model.fusion_encoder.step(...)` with `initial_state(batch)` and `state_layout()`.
@@ -22,10 +24,11 @@ from typing import Any
 
 _EXPORTS = {
     "ModelConfig": "avsync.models.config",
-    "ObjectiveConfig": "avsync.models.config",
+    "ObjectiveConfig": "avsync.models.objective",
     "load_config": "avsync.models.config",
     "AVSyncModel": "avsync.models.model",
-    "AVOutputs": "avsync.models.model",
+    "ForwardOutput": "avsync.models.model",
+    "Encoded": "avsync.models.model",
     "EncoderOutput": "avsync.models.encoders",
     "FusionOutput": "avsync.models.encoders",
     "ContrastiveGenerativeObjective": "avsync.models.objective",

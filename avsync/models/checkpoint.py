@@ -10,6 +10,10 @@ missing or stale section is one clear `ModelLoadError`, not a shape mismatch dee
     checkpoint[CHECKPOINT_KEY] = section          # in LightningModule.on_save_checkpoint
     loaded = load_checkpoint("runs/tiny/checkpoints/best.ckpt")
     loaded.model, loaded.tokenizer, loaded.config, loaded.training
+
+The objective a run trained with (`ObjectiveConfig.to_dict()`) is a training fact,
+`training["objective"]`. Checkpoints written before it moved there hold it as
+`model_config["objective"]`: they still load (`stored_objective` finds it in either place).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 import torch
 
 from avsync.errors import ConfigError, DataError, ModelLoadError
-from avsync.models.config import ModelConfig
+from avsync.models.config import ModelConfig, split_legacy_objective
 from avsync.models.model import AVSyncModel
 from avsync.text.tokenizer import Tokenizer
 
@@ -92,6 +96,15 @@ def section_of(raw: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
     return section
 
 
+def stored_objective(section: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The objective mapping a checkpoint's section says it trained with: its training
+    facts' `objective`, or (older checkpoints) `model_config["objective"]`; None if neither."""
+    training = section.get("training")
+    if isinstance(training, Mapping) and isinstance(training.get("objective"), Mapping):
+        return dict(training["objective"])
+    return split_legacy_objective(section.get("model_config"))[1]
+
+
 def model_weights(raw: Mapping[str, Any], path: str | Path) -> dict[str, torch.Tensor]:
     """The bare model's state dict: the `MODEL_PREFIX` entries of the Lightning state_dict."""
     state = raw.get("state_dict")
@@ -128,6 +141,9 @@ def load_checkpoint(path: str | Path, tokenizer: str | Path | None = None) -> Lo
     except RuntimeError as error:
         raise ModelLoadError(f"{path}: weights do not fit the stored config ({error})") from None
     training = dict(section["training"])
+    objective = stored_objective(section)
+    if objective is not None:
+        training["objective"] = objective
     for key in ("epoch", "global_step"):
         if isinstance(raw.get(key), int):
             training.setdefault(key, raw[key])

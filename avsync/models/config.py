@@ -1,9 +1,14 @@
-"""`ModelConfig`: every size and every loss weight of an avsync model, as frozen dataclasses.
+"""`ModelConfig`: every size of an avsync model, as frozen dataclasses.
 
 A model is a plain `nn.Module` built from one of these (STYLE.md lesson 2). The YAML files in
 `train/configs/` hold one `model:` section each, read with `ModelConfig.from_dict`; checkpoints
 store `to_dict()` so a model always travels with the numbers that built it. Unknown keys are
 errors, not silently ignored, so a typo in a YAML file cannot train the wrong model.
+
+Loss weights and augmentation are training's (`avsync.models.objective.ObjectiveConfig`, the
+YAML files' top-level `objective:` section). Checkpoints and YAML files written before they
+moved hold them as `model.objective`; `ModelConfig.from_dict` still reads those
+(`split_legacy_objective`).
 """
 
 from __future__ import annotations
@@ -30,15 +35,15 @@ BlockKind = Literal["conformer", "transformer"]
 PRESETS: tuple[str, ...] = ("debug", "tiny", "small", "base")
 
 
-def _check(condition: bool, message: str) -> None:
+def check(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
 
 
 def _check_heads(where: str, d_model: int, n_heads: int) -> None:
-    _check(n_heads >= 1 and d_model % n_heads == 0 and (d_model // n_heads) % 2 == 0,
-           f"{where} d_model ({d_model}) must split into n_heads ({n_heads}) heads of an even "
-           "width (rotary positions rotate channel pairs)")
+    check(n_heads >= 1 and d_model % n_heads == 0 and (d_model // n_heads) % 2 == 0,
+          f"{where} d_model ({d_model}) must split into n_heads ({n_heads}) heads of an even "
+          "width (rotary positions rotate channel pairs)")
 
 
 @dataclass(frozen=True)
@@ -54,9 +59,10 @@ class StreamingConfig:
     left_context: int = 32
 
     def __post_init__(self) -> None:
-        _check(self.chunk_size >= 1, f"streaming.chunk_size must be >= 1 step, got {self.chunk_size}")
-        _check(self.left_context >= 1,
-               f"streaming.left_context must be >= 1 step, got {self.left_context}")
+        check(self.chunk_size >= 1,
+              f"streaming.chunk_size must be >= 1 step, got {self.chunk_size}")
+        check(self.left_context >= 1,
+              f"streaming.left_context must be >= 1 step, got {self.left_context}")
 
 
 @dataclass(frozen=True)
@@ -72,11 +78,11 @@ class AudioFrontendConfig:
     kernel_steps: int = 3
 
     def __post_init__(self) -> None:
-        _check(self.channels >= 1, f"audio_frontend.channels must be >= 1, got {self.channels}")
-        _check(self.past_frames >= 1,
-               f"audio_frontend.past_frames must be >= 1, got {self.past_frames}")
-        _check(self.kernel_steps >= 2,
-               f"audio_frontend.kernel_steps must be >= 2, got {self.kernel_steps}")
+        check(self.channels >= 1, f"audio_frontend.channels must be >= 1, got {self.channels}")
+        check(self.past_frames >= 1,
+              f"audio_frontend.past_frames must be >= 1, got {self.past_frames}")
+        check(self.kernel_steps >= 2,
+              f"audio_frontend.kernel_steps must be >= 2, got {self.kernel_steps}")
 
 
 @dataclass(frozen=True)
@@ -105,18 +111,18 @@ class VisualFrontendConfig:
     def __post_init__(self) -> None:
         from avsync.media.roi import CONVENTIONS
 
-        _check(self.roi_convention in CONVENTIONS,
-               f"visual_frontend.roi_convention {self.roi_convention!r} is not one of "
-               f"{sorted(CONVENTIONS)} (avsync.media.roi)")
-        _check(self.roi_size >= 8, f"visual_frontend.roi_size must be >= 8 px, got {self.roi_size}")
-        _check(self.roi_stored >= self.roi_size,
-               f"visual_frontend.roi_stored ({self.roi_stored}) must be >= roi_size "
-               f"({self.roi_size}): the network input is a crop of the stored ROI")
-        _check(self.temporal_kernel >= 2,
-               f"visual_frontend.temporal_kernel must be >= 2, got {self.temporal_kernel}")
-        _check(self.stem_kernel % 2 == 1,
-               f"visual_frontend.stem_kernel must be odd, got {self.stem_kernel}")
-        _check(len(self.stage_channels) == len(self.stage_blocks) == len(self.stage_strides)
+        check(self.roi_convention in CONVENTIONS,
+              f"visual_frontend.roi_convention {self.roi_convention!r} is not one of "
+              f"{sorted(CONVENTIONS)} (avsync.media.roi)")
+        check(self.roi_size >= 8, f"visual_frontend.roi_size must be >= 8 px, got {self.roi_size}")
+        check(self.roi_stored >= self.roi_size,
+              f"visual_frontend.roi_stored ({self.roi_stored}) must be >= roi_size "
+              f"({self.roi_size}): the network input is a crop of the stored ROI")
+        check(self.temporal_kernel >= 2,
+              f"visual_frontend.temporal_kernel must be >= 2, got {self.temporal_kernel}")
+        check(self.stem_kernel % 2 == 1,
+              f"visual_frontend.stem_kernel must be odd, got {self.stem_kernel}")
+        check(len(self.stage_channels) == len(self.stage_blocks) == len(self.stage_strides)
                and len(self.stage_blocks) >= 1,
                f"visual_frontend.stage_channels {self.stage_channels}, stage_blocks "
                f"{self.stage_blocks} and stage_strides {self.stage_strides} must be non-empty "
@@ -137,11 +143,11 @@ class EncoderConfig:
 
     def __post_init__(self) -> None:
         _check_heads("encoder", self.d_model, self.n_heads)
-        _check(self.n_layers >= 0, f"encoder n_layers must be >= 0, got {self.n_layers}")
-        _check(self.block in ("conformer", "transformer"),
-               f"encoder block must be 'conformer' or 'transformer', got {self.block!r}")
-        _check(self.conv_kernel >= 2, f"encoder conv_kernel must be >= 2, got {self.conv_kernel}")
-        _check(0.0 <= self.dropout < 1.0, f"encoder dropout must be in [0, 1), got {self.dropout}")
+        check(self.n_layers >= 0, f"encoder n_layers must be >= 0, got {self.n_layers}")
+        check(self.block in ("conformer", "transformer"),
+              f"encoder block must be 'conformer' or 'transformer', got {self.block!r}")
+        check(self.conv_kernel >= 2, f"encoder conv_kernel must be >= 2, got {self.conv_kernel}")
+        check(0.0 <= self.dropout < 1.0, f"encoder dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass(frozen=True)
@@ -156,104 +162,25 @@ class DecoderConfig:
 
     def __post_init__(self) -> None:
         _check_heads("decoder", self.d_model, self.n_heads)
-        _check(self.n_layers >= 1, f"decoder n_layers must be >= 1, got {self.n_layers}")
+        check(self.n_layers >= 1, f"decoder n_layers must be >= 1, got {self.n_layers}")
 
 
 @dataclass(frozen=True)
 class HeadsConfig:
-    """Sync projections (L2-normalised, `embed_dim`) and the ASD MLP width."""
+    """Sync projections (L2-normalised, `embed_dim`) and the ASD MLP width.
+
+    `audio_ctc`, `visual_ctc`: a CTC head on the audio (visual) encoder alone, used in
+    training only (`ObjectiveConfig.audio_ctc_weight`, `visual_ctc_weight`), never exported.
+    """
 
     embed_dim: int = 128
     asd_hidden: int = 64
+    audio_ctc: bool = False
+    visual_ctc: bool = False
 
     def __post_init__(self) -> None:
-        _check(self.embed_dim >= 2, f"heads.embed_dim must be >= 2, got {self.embed_dim}")
-        _check(self.asd_hidden >= 1, f"heads.asd_hidden must be >= 1, got {self.asd_hidden}")
-
-
-@dataclass(frozen=True)
-class ObjectiveConfig:
-    """Weights and augmentation of the contrastive-generative objective.
-
-    total = ctc_weight * CTC + attention_weight * decoder CE + sync_weight * InfoNCE
-            + asd_weight * ASD BCE
-            + audio_ctc_weight * CTC(audio encoder) + visual_ctc_weight * CTC(visual encoder).
-    The two modality CTC losses are training-only heads on each modality encoder: they give
-    both encoders words to learn from the first step (through the fusion encoder alone, with
-    modality dropout, noise and masks, the text gradient reaching them is weak and slow), and
-    they are not exported. 0 (the default) builds no head.
-    `chunk_sizes` lists the chunk sizes a training batch samples from; None means "full"
-    (whole utterance), written `null` (or `full`) in YAML. Modality dropout draws per clip from
-    (p_av, p_audio_only, p_video_only); it only affects what the fusion encoder sees.
-    `ctc_align_delay`: restrict every CTC loss's alignments to where each word is, from the
-    word's middle to this many steps after its end (`avsync.models.losses.emission_mask`;
-    needs word timings, clips without them are unrestricted); None: plain CTC.
-    `start_stagger_max`: in training one modality's stream starts up to this many steps after
-    the other's (content stays aligned). Streams that always start together let both encoders
-    mark "steps since the start" (zero state, causal convolutions, the growing attention
-    window), and InfoNCE then matches positions instead of lips and voice.
-    `p_wrong_lips`: in training, the fraction of audio-visual clips whose fusion encoder sees
-    lips that are not the voice's (another clip's, frozen on one frame, or shifted by more than
-    the sync window), with the voice's transcript as target: the fusion learns to fall back to
-    the audio when the lips disagree (an off-screen speaker, a listener, a dubbed video).
-    Only what the fusion sees changes; the sync and ASD losses keep the true pairs.
-    """
-
-    ctc_weight: float = 0.3
-    attention_weight: float = 0.7
-    sync_weight: float = 1.0
-    asd_weight: float = 0.5
-    audio_ctc_weight: float = 0.0
-    visual_ctc_weight: float = 0.0
-    label_smoothing: float = 0.1
-    temperature_init: float = 0.07
-    temperature_min: float = 0.01
-    temperature_max: float = 1.0
-    sync_speech_only: bool = False
-    sync_max_steps: int = 4096
-    asd_shift_min: int = 5
-    asd_shift_max: int = 15
-    asd_mismatch_weight: float = 1.0
-    asd_shift_weight: float = 1.0
-    p_av: float = 0.5
-    p_audio_only: float = 0.25
-    p_video_only: float = 0.25
-    time_mask_count: int = 2
-    time_mask_max_steps: int = 5
-    start_stagger_max: int = 8
-    chunk_sizes: tuple[int | None, ...] = (4, 8, 16, None)
-    ctc_align_delay: int | None = None
-    p_wrong_lips: float = 0.0
-
-    def __post_init__(self) -> None:
-        weights = (self.ctc_weight, self.attention_weight, self.sync_weight, self.asd_weight,
-                   self.asd_mismatch_weight, self.asd_shift_weight, self.audio_ctc_weight,
-                   self.visual_ctc_weight)
-        _check(all(w >= 0 for w in weights), f"objective loss weights must be >= 0, got {weights}")
-        probs = (self.p_av, self.p_audio_only, self.p_video_only)
-        _check(all(p >= 0 for p in probs) and abs(sum(probs) - 1.0) < 1e-6,
-               f"objective p_av, p_audio_only, p_video_only must be >= 0 and sum to 1, got {probs}")
-        _check(0 < self.temperature_min <= self.temperature_init <= self.temperature_max,
-               "objective temperatures must satisfy 0 < temperature_min <= temperature_init <= "
-               f"temperature_max, got {self.temperature_min}, {self.temperature_init}, "
-               f"{self.temperature_max}")
-        _check(1 <= self.asd_shift_min <= self.asd_shift_max,
-               f"objective asd shifts need 1 <= asd_shift_min <= asd_shift_max, got "
-               f"{self.asd_shift_min}, {self.asd_shift_max}")
-        _check(0.0 <= self.label_smoothing < 1.0,
-               f"objective label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        _check(len(self.chunk_sizes) >= 1 and all(c is None or c >= 1 for c in self.chunk_sizes),
-               f"objective chunk_sizes must list sizes >= 1 or 'full', got {self.chunk_sizes}")
-        _check(self.sync_max_steps >= 2,
-               f"objective sync_max_steps must be >= 2, got {self.sync_max_steps}")
-        _check(self.time_mask_count >= 0 and self.time_mask_max_steps >= 0,
-               "objective time_mask_count and time_mask_max_steps must be >= 0")
-        _check(self.ctc_align_delay is None or self.ctc_align_delay >= 1,
-               f"objective ctc_align_delay must be >= 1 step or null, got {self.ctc_align_delay}")
-        _check(self.start_stagger_max >= 0,
-               f"objective start_stagger_max must be >= 0, got {self.start_stagger_max}")
-        _check(0.0 <= self.p_wrong_lips <= 1.0,
-               f"objective p_wrong_lips must be in [0, 1], got {self.p_wrong_lips}")
+        check(self.embed_dim >= 2, f"heads.embed_dim must be >= 2, got {self.embed_dim}")
+        check(self.asd_hidden >= 1, f"heads.asd_hidden must be >= 1, got {self.asd_hidden}")
 
 
 @dataclass(frozen=True)
@@ -270,32 +197,57 @@ class ModelConfig:
     fusion_encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(n_layers=3))
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
     def __post_init__(self) -> None:
-        _check(self.vocab_size > FIRST_PIECE_ID,
-               f"vocab_size must be > {FIRST_PIECE_ID} (pad/blank, unk, bos, eos come first), "
-               f"got {self.vocab_size}; set it to the tokenizer's vocabulary size")
+        check(self.vocab_size > FIRST_PIECE_ID,
+              f"vocab_size must be > {FIRST_PIECE_ID} (pad/blank, unk, bos, eos come first), "
+              f"got {self.vocab_size}; set it to the tokenizer's vocabulary size")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Build from a YAML/JSON mapping; unknown keys raise `ConfigError` naming them."""
-        return _build(cls, data, "model")
+        """Build from a YAML/JSON mapping; unknown keys raise `ConfigError` naming them. A
+        mapping with the old `objective` block loads too (`split_legacy_objective`)."""
+        return from_mapping(cls, split_legacy_objective(data)[0], "model")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML/JSON-ready mapping; `from_dict(to_dict())` gives back an equal config."""
-        return _plain(self)
+        return to_mapping(self)
 
 
-def _plain(value: Any) -> Any:
+LEGACY_OBJECTIVE_KEY = "objective"
+
+
+def split_legacy_objective(data: Any) -> tuple[Any, dict[str, Any] | None]:
+    """A model mapping written before the objective moved to training -> (the mapping
+    without it, the old `objective` block or None).
+
+    The old block also decided whether the model had its training-only modality CTC heads
+    (a weight above 0 built one): those become `heads.audio_ctc` / `heads.visual_ctc`, so the
+    weights of an old checkpoint load into the model that trained them.
+    """
+    if not isinstance(data, dict) or LEGACY_OBJECTIVE_KEY not in data:
+        return data, None
+    model = {k: v for k, v in data.items() if k != LEGACY_OBJECTIVE_KEY}
+    objective = data[LEGACY_OBJECTIVE_KEY]
+    if not isinstance(objective, dict):
+        raise ConfigError(f"model.objective must be a mapping, got {objective!r}")
+    heads = dict(model.get("heads") or {})
+    for head in ("audio_ctc", "visual_ctc"):
+        weight = objective.get(f"{head}_weight", 0.0)
+        heads.setdefault(head, isinstance(weight, (int, float)) and weight > 0)
+    model["heads"] = heads
+    return model, dict(objective)
+
+
+def to_mapping(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: to_mapping(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple):
-        return [_plain(v) for v in value]
+        return [to_mapping(v) for v in value]
     return value
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
+def from_mapping(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}: {data!r}")
     hints = typing.get_type_hints(cls)
@@ -312,7 +264,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
 
 def _convert(hint: Any, value: Any, where: str) -> Any:
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
+        return from_mapping(hint, value, where)
     origin = typing.get_origin(hint)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
@@ -346,6 +298,14 @@ def config_dir() -> Path:
 
 def load_config(name_or_path: str | Path) -> ModelConfig:
     """A preset name (`debug`, `tiny`, `base`) or a YAML file path -> its `model:` section."""
+    path, document = read_config_file(name_or_path)
+    if "model" not in document:
+        raise ConfigError(f"{path} has no 'model:' section; add one (see train/configs/tiny.yaml)")
+    return ModelConfig.from_dict(document["model"])
+
+
+def read_config_file(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """A preset name or a YAML file path -> (its path, its whole document)."""
     import yaml
 
     path = Path(name_or_path)
@@ -358,9 +318,10 @@ def load_config(name_or_path: str | Path) -> ModelConfig:
             raise ConfigError(f"preset file {path} is missing; reinstall avsync or pass a path")
     with path.open(encoding="utf-8") as handle:
         document = yaml.safe_load(handle) or {}
-    if "model" not in document:
-        raise ConfigError(f"{path} has no 'model:' section; add one (see train/configs/tiny.yaml)")
-    return ModelConfig.from_dict(document["model"])
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path} must hold a YAML mapping of sections, got "
+                          f"{type(document).__name__}")
+    return path, document
 
 
 def steps_latency_ms(chunk_size: int) -> int:

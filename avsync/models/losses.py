@@ -175,14 +175,17 @@ def shifted(x: torch.Tensor, valid: torch.Tensor, shift: torch.Tensor
 
 def asd_loss(head: nn.Module, visual: torch.Tensor, audio: torch.Tensor,
              speaking: torch.Tensor, valid: torch.Tensor, shift: torch.Tensor,
-             *, mismatch_weight: float, shift_weight: float) -> tuple[torch.Tensor, Metrics]:
+             *, mismatch_weight: float, shift_weight: float,
+             matched: torch.Tensor | None = None) -> tuple[torch.Tensor, Metrics]:
     """Active-speaker BCE on three kinds of pairs (B, T, E) each:
 
     matched (a face with its own audio; label = speaking (B, T) bool), mismatched (face of clip
     i with the audio of clip i+1; label 0) and shifted (face with its own audio moved by
     shift: (B,) steps, |shift| >= a few; label 0). Losses are weighted means per kind.
+    matched: the (B, T) logits of the matched pairs when the forward pass made them already.
     """
-    matched = head(visual, audio)
+    if matched is None:
+        matched = head(visual, audio)
     loss = _bce(matched, speaking, valid)
     total_weight = 1.0
     if visual.shape[0] > 1 and mismatch_weight > 0:

@@ -1,4 +1,5 @@
-"""Shared fixtures for the model tests: the debug config and a seeded debug model."""
+"""Shared fixtures for the model tests: the debug config, its objective and a seeded debug
+model."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import torch
 
 from avsync.models.config import ModelConfig, load_config
 from avsync.models.model import AVSyncModel
+from avsync.models.objective import ObjectiveConfig, load_objective
 
 
 @pytest.fixture(autouse=True)
@@ -22,6 +24,11 @@ def one_thread():
 @pytest.fixture(scope="session")
 def debug_config() -> ModelConfig:
     return load_config("debug")
+
+
+@pytest.fixture(scope="session")
+def debug_objective() -> ObjectiveConfig:
+    return load_objective("debug")
 
 
 @pytest.fixture()

@@ -68,12 +68,12 @@ def _stream(model: AVSyncModel, kind: str, x: dict[str, torch.Tensor], chunk: in
     return {n: torch.cat([p[i] for p in pieces], dim=1) for i, n in enumerate(names)}, state
 
 
-def test_encode_shapes_lengths_and_normalised_embeddings(debug_model: AVSyncModel,
+def test_forward_shapes_lengths_and_normalised_embeddings(debug_model: AVSyncModel,
                                                          debug_config: ModelConfig) -> None:
     x = _inputs(debug_config, 3, 10, seed=0)
     lengths = torch.tensor([10, 7, 1])
     with torch.no_grad():
-        out = debug_model.encode(x["audio"], lengths * 640, x["visual"], lengths, chunk_size=2)
+        out = debug_model(x["audio"], lengths * 640, x["visual"], lengths, chunk_size=2)
     e, v = debug_config.heads.embed_dim, debug_config.vocab_size
     assert out.audio.features.shape == (3, 10, debug_config.audio_encoder.d_model)
     assert out.visual.embeddings.shape == out.audio.embeddings.shape == (3, 10, e)
@@ -110,8 +110,8 @@ def test_empty_and_one_step_inputs(debug_model: AVSyncModel, debug_config: Model
     lengths = torch.full((2,), steps)
     with torch.no_grad():
         for chunk in (2, None):
-            out = debug_model.encode(x["audio"], lengths * 640, x["visual"], lengths,
-                                     chunk_size=chunk)
+            out = debug_model(x["audio"], lengths * 640, x["visual"], lengths,
+                              chunk_size=chunk)
             assert out.fusion.log_probs.shape == (2, steps, debug_config.vocab_size)
             assert torch.isfinite(out.fusion.log_probs).all()
             assert out.audio.embeddings.shape == (2, steps, debug_config.heads.embed_dim)

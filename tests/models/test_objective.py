@@ -12,7 +12,7 @@ from avsync.models.decoder import IGNORE_INDEX, teacher_forcing
 from avsync.models.decoding import greedy_ctc, greedy_ctc_steps
 from avsync.models.losses import info_nce, modality_gap, shifted, sync_accuracy
 from avsync.models.model import AVSyncModel
-from avsync.models.objective import ContrastiveGenerativeObjective
+from avsync.models.objective import ContrastiveGenerativeObjective, ObjectiveConfig
 from avsync.models.toybatch import toy_batch
 
 LOSSES = ("loss_ctc", "loss_attention", "loss_sync", "loss_asd")
@@ -28,10 +28,12 @@ def _evaluate(model: AVSyncModel, objective: ContrastiveGenerativeObjective,
     return {k: float(v) for k, v in metrics.items()}
 
 
-def test_each_loss_decreases_on_a_tiny_overfit_batch(debug_config: ModelConfig) -> None:
+def test_each_loss_decreases_on_a_tiny_overfit_batch(debug_config: ModelConfig,
+                                                     debug_objective: ObjectiveConfig) -> None:
     torch.manual_seed(0)
     model = AVSyncModel(debug_config)
-    objective = ContrastiveGenerativeObjective(debug_config.objective)
+    objective = ContrastiveGenerativeObjective(debug_objective)
+    objective.init_model(model)
     batch = toy_batch(4, 24, debug_config.visual_frontend.roi_stored, debug_config.vocab_size,
                       seed=1, min_steps=16)
     before = _evaluate(model, objective, batch)
@@ -52,16 +54,18 @@ def test_each_loss_decreases_on_a_tiny_overfit_batch(debug_config: ModelConfig) 
     # the decoder now prefers the true transcript of a clip to a scrambled one
     model.eval()
     with torch.no_grad():
-        out = model.encode(batch["audio"][:1], batch["audio_lengths"][:1], batch["video"][:1],
-                           batch["video_lengths"][:1], chunk_size=None)
+        out = model(batch["audio"][:1], batch["audio_lengths"][:1], batch["video"][:1],
+                    batch["video_lengths"][:1], chunk_size=None)
     truth = batch["tokens"][0, :int(batch["token_lengths"][0])].tolist()
     scores = model.decoder.score([truth, truth[::-1], truth[1:]], out.fusion.memory)
     assert scores.shape == (3,) and scores[0] > scores[1] and scores[0] > scores[2]
 
 
 def test_metrics_are_named_finite_and_reproducible(debug_model: AVSyncModel,
-                                                    debug_config: ModelConfig) -> None:
-    objective = ContrastiveGenerativeObjective(debug_config.objective)
+                                                    debug_config: ModelConfig,
+                                                    debug_objective: ObjectiveConfig) -> None:
+    objective = ContrastiveGenerativeObjective(debug_objective)
+    objective.init_model(debug_model)
     batch = toy_batch(3, 12, debug_config.visual_frontend.roi_size, debug_config.vocab_size,
                       seed=2, min_steps=5)
     debug_model.train()
@@ -73,19 +77,20 @@ def test_metrics_are_named_finite_and_reproducible(debug_model: AVSyncModel,
     assert expected <= set(metrics)
     assert all(v.ndim == 0 and torch.isfinite(v) for v in metrics.values())
     assert torch.equal(total, total_again)
-    c = debug_config.objective
+    c = debug_objective
     weighted = sum(w * metrics[n] for w, n in zip(
         (c.ctc_weight, c.attention_weight, c.sync_weight, c.asd_weight), LOSSES, strict=True))
     assert torch.allclose(total, weighted)
     assert metrics["temperature"] == pytest.approx(c.temperature_init, rel=1e-5)
 
 
-def test_modality_dropout_time_masks_and_chunk_sampling(debug_config: ModelConfig) -> None:
-    objective = ContrastiveGenerativeObjective(debug_config.objective)
+def test_modality_dropout_time_masks_and_chunk_sampling(debug_objective: ObjectiveConfig
+                                                        ) -> None:
+    objective = ContrastiveGenerativeObjective(debug_objective)
     g = torch.Generator().manual_seed(0)
     audio, video = objective.presence(4000, None, g, torch.device("cpu"))
     both = float(((audio == 1) & (video == 1)).float().mean())
-    c = debug_config.objective
+    c = debug_objective
     assert both == pytest.approx(c.p_av, abs=0.03)
     assert float(((audio == 1) & (video == 0)).float().mean()) == pytest.approx(c.p_audio_only,
                                                                              abs=0.03)
@@ -130,23 +135,31 @@ def test_teacher_forcing_and_greedy_ctc() -> None:
     assert greedy_ctc_steps(log_probs, torch.tensor([8, 5]))[0] == [(5, 1), (5, 4), (6, 5)]
 
 
-def test_modality_ctc_heads_exist_only_when_weighted_and_learn(debug_config: ModelConfig) -> None:
-    """The training-only CTC heads on each modality encoder: absent at weight 0 (old
-    checkpoints still load), present and learning otherwise."""
+def test_modality_ctc_heads_exist_only_when_configured_and_learn(
+        debug_config: ModelConfig, debug_objective: ObjectiveConfig) -> None:
+    """The training-only CTC heads on each modality encoder: built only when the model config
+    asks for them (heads.audio_ctc, heads.visual_ctc), trained by their objective weights, and
+    a weight without its head is a config error that says what to set."""
     import dataclasses
+
+    from avsync.errors import ConfigError
 
     batch = toy_batch(4, 24, debug_config.visual_frontend.roi_stored, debug_config.vocab_size,
                       seed=1, min_steps=16)
     plain = AVSyncModel(debug_config)
     assert plain.audio_ctc is None and plain.visual_ctc is None
     assert "loss_audio_ctc" not in _evaluate(plain, ContrastiveGenerativeObjective(
-        debug_config.objective), batch)
+        debug_objective), batch)
+    weights = dataclasses.replace(debug_objective, audio_ctc_weight=0.5, visual_ctc_weight=0.5)
+    with pytest.raises(ConfigError, match="heads.audio_ctc: true"):
+        weights.check_model(debug_config)
 
     torch.manual_seed(0)
-    weighted = dataclasses.replace(debug_config, objective=dataclasses.replace(
-        debug_config.objective, audio_ctc_weight=0.5, visual_ctc_weight=0.5))
-    model = AVSyncModel(weighted)
-    objective = ContrastiveGenerativeObjective(weighted.objective)
+    config = dataclasses.replace(debug_config, heads=dataclasses.replace(
+        debug_config.heads, audio_ctc=True, visual_ctc=True))
+    weights.check_model(config)
+    model = AVSyncModel(config)
+    objective = ContrastiveGenerativeObjective(weights)
     before = _evaluate(model, objective, batch)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)

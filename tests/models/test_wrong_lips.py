@@ -7,9 +7,14 @@ import dataclasses
 
 import torch
 
-from avsync.models.config import ModelConfig, ObjectiveConfig
+from avsync.models.config import ModelConfig
 from avsync.models.model import AVSyncModel
-from avsync.models.objective import WRONG_SHIFT, ContrastiveGenerativeObjective
+from avsync.models.objective import (
+    WRONG_SHIFT,
+    ContrastiveGenerativeObjective,
+    ObjectiveConfig,
+    load_objective,
+)
 from avsync.models.toybatch import toy_batch
 
 
@@ -49,13 +54,12 @@ def test_only_audio_visual_clips_and_only_at_the_rate_asked() -> None:
 
 
 def test_a_training_step_with_wrong_lips_learns(debug_config: ModelConfig) -> None:
-    config = dataclasses.replace(debug_config, objective=dataclasses.replace(
-        debug_config.objective, p_wrong_lips=0.5))
     torch.manual_seed(0)
-    model = AVSyncModel(config).train()
-    objective = ContrastiveGenerativeObjective(config.objective)
-    batch = toy_batch(4, 24, config.visual_frontend.roi_stored, config.vocab_size, seed=1,
-                      min_steps=16)
+    model = AVSyncModel(debug_config).train()
+    objective = ContrastiveGenerativeObjective(dataclasses.replace(load_objective("debug"),
+                                                                   p_wrong_lips=0.5))
+    batch = toy_batch(4, 24, debug_config.visual_frontend.roi_stored, debug_config.vocab_size,
+                      seed=1, min_steps=16)
     loss, metrics = objective(model, batch, chunk_size=2, modality="av",
                               generator=torch.Generator().manual_seed(0))
     loss.backward()

@@ -81,7 +81,7 @@ fit fit.done "$EPOCHS"
 # 70 % only to 68-69 %, and best.ckpt is chosen by the whole-utterance WER.
 if [ "$STREAM_EPOCHS" -gt 0 ]; then
   step "stream: $STREAM_EPOCHS more epochs with 4-step chunks only -> $RUN (resumes)"
-  fit stream.done "$((EPOCHS + STREAM_EPOCHS))" --model.objective.chunk_sizes '[4]'
+  fit stream.done "$((EPOCHS + STREAM_EPOCHS))" --objective.chunk_sizes '[4]'
 fi
 
 step "export: best checkpoint -> $MODEL (fp32 + int8, parity-checked, ASD calibrated on val)"
