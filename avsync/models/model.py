@@ -276,4 +276,3 @@ class AVSyncModel(nn.Module):
             ones if audio_present is None else audio_present,
             ones if video_present is None else video_present,
             lengths.clamp(max=t), chunk_size)
-
