@@ -4,8 +4,8 @@ Why: a batched ONNX run of N streams costs far less than N runs (bench/serve.py 
 ratio of sessions held), and running it on a small thread pool keeps the event loop free to
 read sockets and answer pings. The first pending item waits at most `max_wait_s` for others
 to join; up to `threads` batches run at once. An item is one stream's next chunk, or its end
-(`finish`: tail padding and last finals), so the ends of sessions batch with the chunks of
-others: one `engine.advance` and one `engine.finish` per batch.
+(`finish`: tail padding and last finals), so the ends of sessions batch too: per batch, one
+`engine.advance` for its chunks, then one `engine.finish` for its ends.
 """
 
 from __future__ import annotations
@@ -91,39 +91,40 @@ class Batcher:
             del batch  # else the last batch's streams live on in this frame until the next
 
     async def _execute(self, batch: list[_Item]) -> None:
+        """The batch's chunks in one `engine.advance`, then its ends in one `engine.finish`
+        (the chunks' updates go out first: a session's end never delays another's chunk)."""
         try:
-            outputs = await self.call(self._timed_run, [(s, c) for s, c, _ in batch])
-        except Exception as error:  # a bug in the engine: every caller hears about it
-            for *_, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-        else:
-            for (*_, future), output in zip(batch, outputs, strict=True):
-                if future.done():
-                    continue
-                if isinstance(output, Exception):  # that stream alone failed
-                    future.set_exception(output)
-                else:
-                    future.set_result(output)
+            chunks = [item for item in batch if item[1] is not None]
+            ends = [item for item in batch if item[1] is None]
+            if chunks:
+                await self._deliver(self.engine.advance, chunks, [(s, c) for s, c, _ in chunks])
+            if ends:
+                await self._deliver(self.engine.finish, ends, [s for s, _, _ in ends])
         finally:
             self._slots.release()
 
-    def _timed_run(self, items: list[tuple[Stream, StreamChunk | None]]
-                   ) -> list[StreamUpdate | Exception]:
-        """The batch's chunks in one `engine.advance`, its ends in one `engine.finish` ->
-        updates in the items' order."""
+    async def _deliver(self, method: Callable[[Any], list[StreamUpdate | Exception]],
+                   items: list[_Item], arguments: list[Any]) -> None:
+        """`method(arguments)` on the pool, timed; each update (or error) to its item."""
+        try:
+            outputs = await self.call(self._timed, method, arguments)
+        except Exception as error:  # a bug in the engine: every caller hears about it
+            for *_, future in items:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (*_, future), output in zip(items, outputs, strict=True):
+            if future.done():
+                continue
+            if isinstance(output, Exception):  # that stream alone failed
+                future.set_exception(output)
+            else:
+                future.set_result(output)
+
+    def _timed(self, method: Callable[[Any], list[StreamUpdate | Exception]],
+               arguments: list[Any]) -> list[StreamUpdate | Exception]:
         began = time.perf_counter()
-        chunks = [(i, (s, c)) for i, (s, c) in enumerate(items) if c is not None]
-        ends = [(i, s) for i, (s, c) in enumerate(items) if c is None]
-        outputs: list[StreamUpdate | Exception] = [Exception()] * len(items)
-        if chunks:
-            for (i, _), output in zip(chunks, self.engine.advance([p for _, p in chunks]),
-                                      strict=True):
-                outputs[i] = output
-        if ends:
-            for (i, _), output in zip(ends, self.engine.finish([s for _, s in ends]),
-                                      strict=True):
-                outputs[i] = output
+        outputs = method(arguments)
         self.metrics.inference_seconds.observe(time.perf_counter() - began)
-        self.metrics.batch_size.observe(len(items))
+        self.metrics.batch_size.observe(len(arguments))
         return outputs
