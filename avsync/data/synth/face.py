@@ -91,7 +91,11 @@ class FaceIdentity:
     harsh_light: bool = False  # side light, cast shadows and colour casts (`random_lighting`)
 
     def to_json(self) -> dict:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "style"}
+        """Every field; the `varied` appearance's only where they differ from the standard
+        face's, so a standard corpus's JSON is what it was before they existed."""
+        standard = FaceIdentity.__dataclass_fields__
+        out = {k: getattr(self, k) for k, f in standard.items() if k != "style"
+               and (k not in VARIED_FIELDS or getattr(self, k) != f.default)}
         out["style"] = vars(self.style).copy()
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items()}
 
@@ -145,6 +149,8 @@ def random_identity(rng: np.random.Generator, feminine: bool) -> FaceIdentity:
 
 
 APPEARANCES: tuple[str, ...] = ("standard", "varied")
+VARIED_FIELDS = frozenset({"base_yaw", "base_pitch", "base_roll", "offset_x", "offset_y", "size",
+                           "harsh_light"})
 LIP_TINTS: tuple[Colour, ...] = ((120, 50, 50), (150, 40, 55), (175, 85, 95), (95, 52, 42),
                                  (175, 20, 45), (135, 70, 105))
 
