@@ -89,12 +89,12 @@ if [ ! -f "$MODEL/model.json" ]; then
   "$AVSYNC" export --add-lm "$MODEL" --lm "$LM"
 fi
 
-step "eval: the exported model's finals on the test speakers and sentences -> $RESULTS"
+step "eval: the exported model's finals on the test speakers and sentences (every noise kind, wrong lips, OOV, per engine, scenes) -> $RESULTS"
 "$AVSYNC" eval "$MODEL" --cache "$CACHE" --out "$RESULTS" --finals --threads "$THREADS"
 
 step "first-pass: the streaming pass alone (what partials read) -> $RESULTS-first-pass"
 "$AVSYNC" eval "$MODEL" --cache "$CACHE" --out "$RESULTS-first-pass" --no-sync --no-asd \
-  --threads "$THREADS"
+  --noises babble --no-mismatched --no-scene-asr --threads "$THREADS"
 
 step "card: $MODEL/MODEL_CARD.md"
 "${PYTHON:-$(dirname "$AVSYNC")/python}" train/recipes/model_card.py "$MODEL" --corpus "$DATA" \
