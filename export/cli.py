@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-int8-wer-increase", type=float, default=1.0, metavar="POINTS",
                    help="refuse int8 graphs whose audio, video or AV WER exceeds fp32's by "
                         "more (default 1.0)")
+    p.add_argument("--fp32-weights", action="store_true",
+                   help="store the weights in full float32 (default: large weights as float16, "
+                        "cast back to float32 when onnxruntime loads the graph: half the file, "
+                        "the same fp32 compute; the exporter checks what the rounding costs)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     return p
 
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint=args.checkpoint, out=args.out, int8=args.int8,
         int8_scheme=Int8Scheme(args.int8_scheme), chunk_steps=args.chunk_steps,
         tokenizer=args.tokenizer, data=args.data, max_clips=args.max_clips, force=args.force,
-        max_int8_wer_increase=args.max_int8_wer_increase))
+        max_int8_wer_increase=args.max_int8_wer_increase, fp16_weights=not args.fp32_weights))
     summary = {"out": str(args.out), "model": card.model_name, "chunk_steps": card.chunk_steps,
                "int8": card.has_int8, "metrics": card.metrics}
     print(json.dumps(summary, indent=2))

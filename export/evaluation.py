@@ -41,16 +41,18 @@ def wer_table(model: Model, clips: Sequence[LabelledClip]) -> dict[str, dict[str
     return {mode: runtime_wer(model, clips, *flags) for mode, flags in MODES.items()}
 
 
-def wer_increase(fp32: dict, int8: dict, max_increase: float) -> dict[str, float]:
-    """int8's WER minus fp32's per modality (points, of two `wer_table`s); QuantizationError
-    when one exceeds `max_increase` (nothing is then written)."""
+def wer_increase(fp32: dict, int8: dict, max_increase: float, what: str = "int8",
+                 remedy: str = "export without --int8 or with another --int8-scheme"
+                 ) -> dict[str, float]:
+    """`what`'s WER minus fp32's per modality (points, of two `wer_table`s);
+    QuantizationError when one exceeds `max_increase` (nothing is then written)."""
     from avsync.export.quantize import QuantizationError
 
     increase = {m: round(int8[m]["wer"] - fp32[m]["wer"], 2) for m in int8}
     worst = max(increase, key=lambda m: increase[m])
     if increase[worst] > max_increase:
         raise QuantizationError(
-            f"int8 {worst} WER {int8[worst]['wer']}% is {increase[worst]:.2f} points above fp32 "
-            f"({fp32[worst]['wer']}%), more than the allowed {max_increase}; export without "
-            "--int8 or with another --int8-scheme (nothing was written)")
+            f"{what} {worst} WER {int8[worst]['wer']}% is {increase[worst]:.2f} points above "
+            f"fp32 ({fp32[worst]['wer']}%), more than the allowed {max_increase}; {remedy} "
+            "(nothing was written)")
     return increase

@@ -23,6 +23,7 @@ import torch
 from avsync.export.calibration import calibrate_asd
 from avsync.export.checkpoint import LoadedCheckpoint, load_checkpoint
 from avsync.export.clips import LabelledClip, cache_clips, toy_clips
+from avsync.export.compact import compact_file
 from avsync.export.evaluation import wer_increase, wer_table
 from avsync.export.onnx_export import OPSET, build_card, export_graphs, stamp_metadata
 from avsync.export.parity import TOLERANCE, check_parity, require_parity
@@ -36,6 +37,10 @@ from avsync.runtime.model_card import GRAPHS, AsdCalibration, ModelCard, write_c
 from avsync.runtime.precision import DEFAULT_INT8_SCHEME, Int8Scheme
 
 log = logging.getLogger(__name__)
+
+# max |diff| of log-probs, fp16-stored weights vs PyTorch: their rounding (< 2^-11 relative)
+# moves log-probs by ~1e-3 (fusion graph of the tiny model: 0.0018 on random input)
+FP16_TOLERANCE: float = 0.05
 
 
 
@@ -52,6 +57,8 @@ class ExportOptions:
     force: bool = False  # replace an existing --out
     max_int8_wer_increase: float = 1.0  # WER points, for each of audio, video and AV
     parity_tolerance: float = TOLERANCE  # max |diff| of log-probs, ONNX vs PyTorch
+    fp16_weights: bool = True  # store large weights as float16 (export/compact.py)
+    max_fp16_wer_increase: float = 0.5  # WER points the fp16-stored weights may cost
 
     def __post_init__(self) -> None:
         if self.chunk_steps is not None and self.chunk_steps < 1:
@@ -122,6 +129,8 @@ def _build(loaded: LoadedCheckpoint, options: ExportOptions, chunk: int, staging
     metrics: dict = {"parity": parity.to_json()}
     if options.data:
         metrics["test"] = wer_table(fp32, test)
+    if options.fp16_weights:
+        card = _store_fp16(model, card, staging, parity_clips, test, chunk, metrics, options)
     if options.int8:
         card = _add_int8(model, card, staging, parity_clips, test, chunk, metrics, options)
     card = card.replace(metrics=metrics)
@@ -132,10 +141,41 @@ def _build(loaded: LoadedCheckpoint, options: ExportOptions, chunk: int, staging
     return card
 
 
+def _store_fp16(model, card: ModelCard, staging: Path, parity_clips: list[LabelledClip],
+                test: list[LabelledClip], chunk: int, metrics: dict, options: ExportOptions
+                ) -> ModelCard:
+    """The fp32 graphs with their weights stored as float16 (export/compact.py), checked:
+    parity with PyTorch within FP16_TOLERANCE, and with data a WER within
+    `max_fp16_wer_increase` of the full-precision weights'. The tables then describe the
+    shipped files: metrics["test"] is theirs, the full-precision one moves to
+    metrics["fp16_weights"]."""
+    saved = sum(compact_file(staging / spec.file()) for spec in GRAPHS)
+    card = card.replace(graphs={name: {**entry, "weights": "fp16"}
+                                for name, entry in card.graphs.items()})
+    write_card_everywhere(staging, card)
+    fp32 = load_model(staging)
+    report = check_parity(model, fp32, parity_clips, chunk, FP16_TOLERANCE)
+    require_parity(report, f"{options.checkpoint} (fp16-stored weights)")
+    metrics["fp16_weights"] = {"bytes_saved": saved,
+                               "max_abs_diff_log_probs": report.max_abs_diff_log_probs,
+                               "greedy_identical_to_pytorch": report.greedy_identical}
+    if options.data:
+        table = wer_table(fp32, test)
+        metrics["fp16_weights"].update(
+            test_full_precision=metrics["test"],
+            wer_increase=wer_increase(metrics["test"], table, options.max_fp16_wer_increase,
+                                      "fp16-stored", "export with --fp32-weights"))
+        metrics["test"] = table
+    return card
+
+
 def _add_int8(model, card: ModelCard, staging: Path, parity_clips: list[LabelledClip],
               test: list[LabelledClip], chunk: int, metrics: dict, options: ExportOptions
               ) -> ModelCard:
     quantize_graphs(staging, options.int8_scheme)
+    if options.fp16_weights:  # the floats the quantiser left (convolutions, embeddings)
+        for spec in GRAPHS:
+            compact_file(staging / spec.file(True))
     graphs = {name: {**entry, "int8_file": name + ".int8.onnx",
                      "int8_scheme": options.int8_scheme.value}
               for name, entry in card.graphs.items()}

@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 
 import onnx
+from avsync.export.compact import expand_fp16_weights
 from onnx import numpy_helper
 
 from avsync.errors import AvsyncError
@@ -44,16 +45,29 @@ def quantize_graph(source: Path, target: Path, scheme: Int8Scheme = DEFAULT_INT8
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     weight_type = QuantType.QUInt8 if scheme is Int8Scheme.U8U8 else QuantType.QInt8
-    quantize_dynamic(str(source), str(target), op_types_to_quantize=list(OP_TYPES),
-                     weight_type=weight_type, per_channel=True,
-                     reduce_range=scheme is Int8Scheme.U8S7,
-                     extra_options={"MatMulConstBOnly": True})
+    model = onnx.load(str(source))
+    if expand_fp16_weights(model):  # fp16-stored weights: quantise from plain float32 ones
+        source = target.with_name(target.name + ".expanded.onnx")
+        onnx.save(model, str(source))
+    try:
+        _quantize(source, target, weight_type, scheme, quantize_dynamic)
+    finally:
+        if source.name.endswith(".expanded.onnx"):
+            source.unlink(missing_ok=True)
     low, high = integer_weight_range(target)
     allowed = WEIGHT_RANGE[scheme]
     if low < allowed[0] or high > allowed[1]:
         raise QuantizationError(f"{target}: integer weights span [{low}, {high}], outside "
                                 f"[{allowed[0]}, {allowed[1]}] of scheme {scheme.value}")
     return target
+
+
+def _quantize(source: Path, target: Path, weight_type, scheme: Int8Scheme, quantize_dynamic
+              ) -> None:
+    quantize_dynamic(str(source), str(target), op_types_to_quantize=list(OP_TYPES),
+                     weight_type=weight_type, per_channel=True,
+                     reduce_range=scheme is Int8Scheme.U8S7,
+                     extra_options={"MatMulConstBOnly": True})
 
 
 def integer_weight_range(path: Path) -> tuple[int, int]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from avsync.export.clips import LabelledClip, cache_clips
+from avsync.export.compact import compact_file
 from avsync.export.evaluation import MODES, wer_increase, wer_table
 from avsync.export.quantize import quantize_graphs
 
@@ -27,7 +28,7 @@ from avsync.errors import ConfigError
 from avsync.runtime.cpu import cpu_info
 from avsync.runtime.loader import load_model
 from avsync.runtime.model import Model
-from avsync.runtime.model_card import ModelCard, read_card
+from avsync.runtime.model_card import GRAPHS, ModelCard, read_card
 from avsync.runtime.offline import run_clips
 from avsync.runtime.precision import DEFAULT_INT8_SCHEME, Int8Scheme
 
@@ -68,6 +69,9 @@ def _quantize_and_measure(staging: Path, card: ModelCard, options: RequantizeOpt
     from avsync.export.exporter import write_card_everywhere  # torch: only for the export layer
 
     quantize_graphs(staging, options.scheme)
+    if all(entry.get("weights") == "fp16" for entry in card.graphs.values()):
+        for spec in GRAPHS:  # as the exporter stores them
+            compact_file(staging / spec.file(True))
     graphs = {name: {**entry, "int8_file": name + ".int8.onnx",
                      "int8_scheme": options.scheme.value} for name, entry in card.graphs.items()}
     card = card.replace(graphs=graphs)

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 from avsync.export.checkpoint import load_checkpoint
-from avsync.export.exporter import ExportOptions, export_model
+from avsync.export.exporter import FP16_TOLERANCE, ExportOptions, export_model
 from avsync.export.parity import ParityError
 from avsync.export.quantize import QuantizationError, integer_weight_range
 
@@ -29,6 +29,10 @@ def test_export_writes_a_loadable_parity_checked_model(exported: Path) -> None:
     assert parity["steps"] % card.chunk_steps  # lengths not whole chunks
     # 7-bit weights (u8s7): no int8 product pair can saturate AVX2's 16-bit sums, so the
     # same bound holds on CPUs with and without VNNI (8-bit weights gave 0.65 without it)
+    # weights stored as float16 (half the file), cast back to float32 when loaded
+    fp16 = card.metrics["fp16_weights"]
+    assert all(entry["weights"] == "fp16" for entry in card.graphs.values())
+    assert fp16["bytes_saved"] > 0 and fp16["max_abs_diff_log_probs"] <= FP16_TOLERANCE
     assert card.int8_schemes == {"u8s7"} and card.metrics["int8"]["scheme"] == "u8s7"
     assert card.metrics["int8"]["max_abs_diff_log_probs"] < 0.2
     assert card.metrics["int8"]["cpu"]["kind"] == cpu_info().kind
@@ -135,6 +139,9 @@ def test_export_with_data_calibrates_and_measures(cache: Path, checkpoint: Path,
         assert card.metrics["test"][modality]["clips"] == 2
         assert card.metrics["test"][modality]["wer"] >= 0
     assert read_card(tmp_path / "m") == card
+    fp16 = card.metrics["fp16_weights"]
+    assert set(fp16["wer_increase"]) == {"av", "audio", "video"}
+    assert fp16["test_full_precision"]["av"]["clips"] == 2
     # an int8 WER gate that nothing passes refuses the whole model
     with pytest.raises(QuantizationError, match="nothing was written"):
         export_model(ExportOptions(checkpoint=checkpoint, out=tmp_path / "q", data=cache,
