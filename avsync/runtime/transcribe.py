@@ -147,9 +147,11 @@ def _update(update: StreamUpdate | Exception) -> StreamUpdate:
 
 def _segment(final: Final) -> dict:
     """face: the face track that said most of the segment (words: each its own), None for a
-    voice no visible face is saying or without video."""
+    voice no visible face is saying or without video; box: that face's last box (x, y, w, h
+    frame pixels), as the server's finals carry it."""
     return {"text": final.text, "start_ms": final.start_ms, "end_ms": final.end_ms,
             "confidence": final.confidence, "face": final.face,
+            "box": None if final.box is None else [round(float(v), 1) for v in final.box],
             "words": [asdict(w) for w in final.words]}
 
 

@@ -43,6 +43,9 @@ def test_json_txt_and_srt_agree(capsys, clip: Path, model_dir: Path) -> None:
         assert segment["text"] == " ".join(w["text"] for w in segment["words"])
         assert segment["face"] in (None, 0) and all(w["face"] in (None, 0)
                                                     for w in segment["words"])
+        # the speaking face's box, as the server's finals carry it (whole frame: 0, 0, w, h)
+        assert (segment["box"] is None) == (segment["face"] is None)
+        assert segment["box"] is None or len(segment["box"]) == 4
 
 
 def test_srt_timestamps_and_who_said_it() -> None:
