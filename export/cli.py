@@ -25,6 +25,7 @@ examples:
   avsync export best.ckpt --out models/tiny --int8 --data data/synth/.avsync/cache
   avsync export best.ckpt --out models/tiny --int8 --int8-scheme u8u8 --force
   avsync export --requantize models/tiny --data data/synth/.avsync/cache   # new int8 graphs
+  avsync export --compact models/tiny --data data/synth/.avsync/cache      # fp16-stored weights
   avsync export --add-lm models/tiny --lm data/synth/.avsync/lm.arpa.gz     # word LM
   avsync export best.ckpt --out models/tiny-c8 --chunk-steps 8 --force
   avsync export best.ckpt --out models/x --tokenizer data/synth/.avsync/tok.model
@@ -55,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no checkpoint: rebuild the int8 graphs of an exported model directory "
                         "from its fp32 graphs in --int8-scheme (with --data, the WER change "
                         "is measured and this CPU recorded in model.json)")
+    p.add_argument("--compact", type=Path, metavar="MODEL_DIR",
+                   help="no checkpoint: store the weights of an exported model directory's "
+                        "graphs as float16 (half the files; see --fp32-weights), measuring the "
+                        "log-prob change and, with --data, each modality's WER change")
     p.add_argument("--int8", action="store_true",
                    help="also write dynamically quantised *.int8.onnx graphs (MatMul/Gemm)")
     p.add_argument("--int8-scheme", choices=[s.value for s in Int8Scheme],
@@ -98,6 +103,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint:
             parser.error("--requantize takes a model directory, not a checkpoint")
         return _requantize(args)
+    if args.compact:
+        if args.checkpoint:
+            parser.error("--compact takes a model directory, not a checkpoint")
+        from avsync.export.requantize import CompactOptions, compact
+
+        card = compact(CompactOptions(model_dir=args.compact, data=args.data,
+                                      max_clips=args.max_clips, out=args.out))
+        print(json.dumps({"out": str(args.out or args.compact),
+                          "fp16_weights": card.metrics["fp16_weights"]}, indent=2))
+        return 0
     if not args.checkpoint or not args.out:
         parser.error("give a checkpoint and --out DIR (or --requantize MODEL_DIR)")
     from avsync.export.exporter import ExportOptions, export_model

@@ -1,4 +1,5 @@
-"""`avsync export --requantize DIR`: new int8 graphs for an exported model, from its fp32 graphs.
+"""`avsync export --requantize DIR` and `--compact DIR`: an exported model reworked without its
+checkpoint: new int8 graphs from its fp32 graphs, or its weights stored as float16.
 
 Why: int8 graphs of the older `u8s8` scheme are exact only on CPUs with VNNI, and a model
 directory may have been exported long before (its checkpoint gone). Re-quantising needs only
@@ -6,6 +7,9 @@ the fp32 graphs: the int8 graphs are rebuilt in another scheme, compared with th
 (max |diff| of log-probs for audio+video, audio and video), their WER change is measured on a
 prepared cache's test split, and the CPU that measured it goes into the card. As with export,
 everything happens in a staging copy and only a directory that passes replaces the original.
+`--compact` does the same for fp16-stored weights (export/compact.py) of a directory exported
+before they were the default: log-prob differences to the full-precision graphs and, with
+data, the WER change of each modality.
 """
 
 from __future__ import annotations
@@ -47,20 +51,73 @@ class RequantizeOptions:
 
 def requantize(options: RequantizeOptions) -> ModelCard:
     """Rebuild the int8 graphs of `options.model_dir` in `options.scheme`; -> the new card."""
-    source = options.model_dir
+    return _rework(options.model_dir, options.out,
+                   lambda staging, card: _quantize_and_measure(staging, card, options))
+
+
+@dataclass(frozen=True)
+class CompactOptions:
+    model_dir: Path
+    data: Path | None = None  # prepared cache: the test split measures the WER change
+    max_clips: int = 64
+    max_wer_increase: float = 0.5  # WER points, for each of audio, video and AV
+    out: Path | None = None  # None: replace model_dir
+
+
+def compact(options: CompactOptions) -> ModelCard:
+    """Store the weights of `options.model_dir`'s graphs as float16; -> the new card."""
+    card = read_card(options.model_dir)
+    if all(entry.get("weights") == "fp16" for entry in card.graphs.values()):
+        raise ConfigError(f"{options.model_dir}: its weights are stored as float16 already")
+    return _rework(options.model_dir, options.out,
+                   lambda staging, card: _compact_and_measure(staging, card, options))
+
+
+def _rework(source: Path, out: Path | None, work) -> ModelCard:
+    """`work(staging, card)` on a staging copy of `source`, which then replaces `out` (or
+    `source`); on any failure nothing is replaced."""
     card = read_card(source)
-    target = options.out or source
-    if options.out and options.out.exists():
-        raise ConfigError(f"{options.out} already exists; choose another --out")
+    target = out or source
+    if out and out.exists():
+        raise ConfigError(f"{out} already exists; choose another --out")
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
         shutil.copytree(source, staging, dirs_exist_ok=True)
-        card = _quantize_and_measure(staging, card, options)
+        card = work(staging, card)
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return card
+
+
+def _compact_and_measure(staging: Path, card: ModelCard, options: CompactOptions) -> ModelCard:
+    from avsync.export.exporter import write_card_everywhere  # torch: only for the export layer
+
+    precisions = ["fp32", "int8"] if card.has_int8 else ["fp32"]
+    before = {p: load_model(staging, precision=p) for p in precisions}  # sessions in memory
+    saved = sum(compact_file(staging / spec.file(p == "int8")) for spec in GRAPHS
+                for p in precisions)
+    card = card.replace(graphs={name: {**entry, "weights": "fp16"}
+                                for name, entry in card.graphs.items()})
+    write_card_everywhere(staging, card)
+    after = {p: load_model(staging, precision=p) for p in precisions}
+    test = (cache_clips(options.data, "test", card.roi.stored, options.max_clips,
+                        card.roi.convention) if options.data else [])
+    clips = test or noise_clips(card.roi.stored, card.chunk_steps)
+    measured: dict = {"bytes_saved": saved, "cpu": cpu_info().to_json(),
+                      "reference": "the same graphs with float32 weights"}
+    for p in precisions:
+        measured[p] = {"max_abs_diff_log_probs_per_modality":
+                       log_prob_diffs(before[p], after[p], clips)}
+        if test:
+            table = wer_table(after[p], test)
+            measured[p].update(test=table, wer_increase=wer_increase(
+                wer_table(before[p], test), table, options.max_wer_increase,
+                f"fp16-stored {p}", "keep the float32 weights"))
+    card = card.replace(metrics={**card.metrics, "fp16_weights": measured})
+    write_card_everywhere(staging, card)
     return card
 
 

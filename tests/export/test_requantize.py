@@ -44,3 +44,29 @@ def test_requantize_with_data_measures_each_modality_and_refuses_a_loss(
                                      out=tmp_path / "refused"))
     assert not (tmp_path / "refused").exists()
     assert read_card(exported).int8_schemes == {"u8s7"}  # the source is never touched
+
+
+def test_compact_stores_an_old_directory_as_fp16_and_measures_it(
+        checkpoint: Path, cache: Path, tmp_path: Path) -> None:
+    """`--compact`: a directory exported with float32 weights gets fp16-stored ones (fp32 and
+    int8 graphs), the change measured on the test split; a second compact is refused."""
+    from avsync.errors import ConfigError
+
+    full = tmp_path / "full"
+    assert main([str(checkpoint), "--out", str(full), "--int8", "--fp32-weights"]) == 0
+    assert "weights" not in read_card(full).graphs["fusion_step"]
+    sizes = {p.name: p.stat().st_size for p in full.glob("*.onnx")}
+    assert main(["--compact", str(full), "--data", str(cache), "--out",
+                 str(tmp_path / "small")]) == 0
+    card = read_card(tmp_path / "small")
+    assert all(entry["weights"] == "fp16" for entry in card.graphs.values())
+    measured = card.metrics["fp16_weights"]
+    assert measured["bytes_saved"] > 0 and measured["cpu"]["kind"]
+    for precision in ("fp32", "int8"):
+        diffs = measured[precision]["max_abs_diff_log_probs_per_modality"]
+        assert set(diffs) == {"av", "audio", "video"} and max(diffs.values()) < 0.2
+        assert set(measured[precision]["wer_increase"]) == {"av", "audio", "video"}
+    assert sum((tmp_path / "small" / n).stat().st_size for n in sizes) < sum(sizes.values())
+    assert load_model(tmp_path / "small", precision="int8").precision.int8
+    with pytest.raises(ConfigError, match="already"):
+        main(["--compact", str(tmp_path / "small")])
