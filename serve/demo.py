@@ -218,14 +218,20 @@ async def run_demo(model_dir: Path, sample: Path, fast: bool, faces: FaceMode,
     return transcript, reference, console, clip.audio
 
 
-def make_sample(path: Path, seed: int, faces: int = 2) -> None:
-    """Render a GRID-text scene of `faces` faces taking turns, each twice or more (voices and
-    faces of the scene namespace, which no training split uses), to
-    `path` (.mp4) and its reference (.json)."""
+OPEN_SAMPLE = {"text": "english", "appearance": "varied", "engines": ("flite", "festival"),
+               "rate_wpm": (120, 200)}  # the open-vocabulary model's sample: what it is for
+
+
+def make_sample(path: Path, seed: int, faces: int = 2, open_vocabulary: bool = False) -> None:
+    """Render a scene of `faces` faces taking turns, each twice or more (voices and faces of
+    the scene namespace, which no training split uses), to `path` (.mp4) and its reference
+    (.json): GRID commands in espeak voices, or with `open_vocabulary` English sentences in
+    flite and festival voices (built from recordings of people) with varied faces."""
     from avsync.data.synth.scenes import make_scene, write_scene
 
+    style: dict = OPEN_SAMPLE if open_vocabulary else {"text": "grid"}
     for index in range(64):
-        scene = make_scene(seed, index, "grid")
+        scene = make_scene(seed, index, **style)
         turns = [sum(turn.entity == f for turn in scene.turns) for f in range(len(scene.faces))]
         if len(scene.faces) == faces and min(turns) >= 2:  # each face speaks twice or more
             break
@@ -272,9 +278,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--make-sample", type=Path, metavar="MP4",
                         help="instead of the demo: render a new two-face sample to MP4 (+ .json)")
     parser.add_argument("--seed", type=int, default=11, help="seed of --make-sample")
+    parser.add_argument("--open-vocabulary", action="store_true",
+                        help="with --make-sample: English sentences in flite and festival voices "
+                             "with varied faces (default: GRID commands in espeak voices)")
     args = parser.parse_args(argv)
     if args.make_sample:
-        make_sample(args.make_sample, args.seed)
+        make_sample(args.make_sample, args.seed, open_vocabulary=args.open_vocabulary)
         return 0
     for needed, what in ((args.model / "model.json", "model"), (args.sample, "sample")):
         if not needed.is_file():

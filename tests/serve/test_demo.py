@@ -13,6 +13,8 @@ import pytest
 from avsync.serve.demo import DEFAULT_SAMPLE, main
 from serve_harness import needs_default_model
 
+from avsync.data.synth.grammar import VOCABULARY
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -22,6 +24,19 @@ def test_the_committed_sample_is_what_its_recipe_makes(tmp_path: Path) -> None:
     assert json.loads(out.with_suffix(".json").read_text()) == \
         json.loads(DEFAULT_SAMPLE.with_suffix(".json").read_text())
     assert out.read_bytes() == DEFAULT_SAMPLE.read_bytes()
+
+
+def test_an_open_vocabulary_sample_speaks_sentences_in_recorded_voices(tmp_path: Path) -> None:
+    """`--make-sample --open-vocabulary`: the open model's sample, English sentences said by
+    flite and festival voices (built from recordings of people) over varied faces."""
+    out = tmp_path / "open.mp4"
+    assert main(["--make-sample", str(out), "--seed", "3", "--open-vocabulary"]) == 0
+    scene = json.loads(out.with_suffix(".json").read_text())
+    assert len(scene["faces"]) == 2 and out.stat().st_size > 10_000
+    assert {face["voice"].get("engine", "festival") for face in scene["faces"]} <= {
+        "flite", "festival"} and all("language" not in face["voice"] for face in scene["faces"])
+    words = {w for turn in scene["turns"] for w in turn["text"].split()}
+    assert len(words) > 15 and not words <= set(VOCABULARY)
 
 
 def test_the_demo_loop_runs_on_the_debug_model(model_dir: Path, tmp_path: Path,
