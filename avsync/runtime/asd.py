@@ -55,9 +55,9 @@ class ActiveSpeakerDetector:
         for track, logits in result.asd_logits.items():
             history = self._history.setdefault(track, deque(maxlen=self.config.smooth_steps))
             smoothed = np.empty(len(logits), np.float32)
-            for k, p in enumerate(calibrate(logits, self.calibration)):
-                history.append(float(p))
-                smoothed[k] = np.mean(history)
+            for k, p in enumerate(calibrate(logits, self.calibration).tolist()):
+                history.append(p)
+                smoothed[k] = _mean(history)
             out[track] = smoothed
             self._last_seen[track] = end
             if len(smoothed):
@@ -73,3 +73,14 @@ class ActiveSpeakerDetector:
         """Tracks whose latest probability is at least `threshold`, most likely first."""
         ranked = sorted(self.probabilities.items(), key=lambda kv: -kv[1])
         return [t for t, p in ranked if p >= threshold]
+
+
+def _mean(values: deque[float]) -> float:
+    """np.mean of the values, bit for bit, without an array per step for the usual few (numpy
+    sums fewer than 8 floats in order)."""
+    if len(values) >= 8:
+        return float(np.mean(values))
+    total = 0.0
+    for value in values:
+        total += value
+    return total / len(values)

@@ -92,28 +92,31 @@ class PrefixBeamSearch:
         return [int(c) for c in top if c != self.blank and row[c] >= floor]
 
     def _step(self, row: np.ndarray) -> None:
-        blank_lp = float(row[self.blank])
+        # Python floats (the same numbers, faster to index); an entry's other half is left as
+        # it is where the sum would add a log-probability of zero (-inf)
+        values = row.tolist()
+        blank_lp = values[self.blank]
         candidates = self._candidates(row)
         nxt: dict[Prefix, list[float]] = {}
-
-        def add(prefix: Prefix, blank_part: float, label_part: float) -> None:
-            entry = nxt.setdefault(prefix, [NEG_INF, NEG_INF])
-            entry[0] = _logaddexp(entry[0], blank_part)
-            entry[1] = _logaddexp(entry[1], label_part)
-
         for prefix, (p_blank, p_label) in self._beams.items():
             total = _logaddexp(p_blank, p_label)
-            add(prefix, total + blank_lp, NEG_INF)
+            entry = nxt.setdefault(prefix, [NEG_INF, NEG_INF])
+            entry[0] = _logaddexp(entry[0], total + blank_lp)
             last = prefix[-1] if prefix else None
             tried = candidates if last is None or last in candidates else [*candidates, last]
             for c in tried:
-                lp = float(row[c])
-                if c == last:
-                    add(prefix, NEG_INF, p_label + lp)  # the label continues (no new token)
-                    add(prefix + (c,), NEG_INF, p_blank + lp)  # a new token after a blank
+                lp = values[c]
+                if c == last:  # the label continues (no new token)
+                    entry = nxt.setdefault(prefix, [NEG_INF, NEG_INF])
+                    entry[1] = _logaddexp(entry[1], p_label + lp)
+                    longer, label_part = prefix + (c,), p_blank + lp  # a new token after a blank
                 else:
-                    add(prefix + (c,), NEG_INF, total + lp)
-        scored = [(prefix, p, _logaddexp(*p) + self._lm(prefix)) for prefix, p in nxt.items()]
+                    longer, label_part = prefix + (c,), total + lp
+                entry = nxt.setdefault(longer, [NEG_INF, NEG_INF])
+                entry[1] = _logaddexp(entry[1], label_part)
+        lm = self._lm if self.fusion is not None else None
+        scored = [(prefix, p, _logaddexp(*p) + lm(prefix) if lm else _logaddexp(*p))
+                  for prefix, p in nxt.items()]
         ranked = sorted((x for x in scored if x[2] > NEG_INF), key=lambda x: (-x[2], x[0]))
         self._beams = {prefix: (p[0], p[1]) for prefix, p, _ in ranked[:self.beam]}
 
@@ -134,6 +137,9 @@ class PrefixBeamSearch:
 
     @property
     def best(self) -> Hypothesis:
+        if self.fusion is None:  # `_step` keeps the beams ranked as `nbest` ranks them
+            prefix, p = next(iter(self._beams.items()))
+            return Hypothesis(prefix, _logaddexp(*p))
         return self.nbest(1)[0]
 
 
