@@ -47,7 +47,7 @@ class ServerConfig:
     max_gap_s: float = 2.0  # a timestamp jump past the media received (serve/clock.py)
     # --- compute ----------------------------------------------------------------------
     batch_max: int = 16  # sessions' chunks per runtime call
-    batch_wait_ms: float = 5.0  # how long the batcher waits to fill a batch
+    batch_wait_ms: float = 20.0  # how long the batcher waits to fill a batch (bench/serve.py)
     inference_threads: int = 2
     media_threads: int = 2  # JPEG/container decoding, resampling, face detection
     drain_timeout_s: float = 30.0  # SIGTERM: time open sessions get to finish
