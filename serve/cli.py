@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-second-pass", action="store_true",
                         help="finals from the streaming pass alone (default: each segment is "
                              "re-read whole at its end, far more accurate, one model run more)")
+    parser.add_argument("--lips-from", type=float, default=None, metavar="P",
+                        help="re-read a segment from the audio alone when its lips' mean "
+                             "P(speaking) is below P: lips that are not the voice's (a dub, a "
+                             "listener) never cost words (default: the runtime's, 0.05; 0: "
+                             "always read the lips)")
     parser.add_argument("--media-threads", type=int, default=defaults.media_threads)
     parser.add_argument("--batch-max", type=int, default=defaults.batch_max)
     parser.add_argument("--batch-wait-ms", type=float, default=defaults.batch_wait_ms)
@@ -135,8 +140,10 @@ def engine_config_from_args(args: argparse.Namespace) -> StreamConfig:
 
     given = {"trailing_blank_ms": args.trailing_blank_ms, "max_segment_ms": args.max_segment_ms}
     endpoint = EndpointConfig(**{k: v for k, v in given.items() if v is not None})
-    return StreamConfig(recognizer=RecognizerConfig(
-        endpoint=endpoint, second_pass=not args.no_second_pass))
+    recognizer = RecognizerConfig(endpoint=endpoint, second_pass=not args.no_second_pass)
+    if args.lips_from is not None:
+        recognizer = replace(recognizer, lips_from=args.lips_from or None)
+    return StreamConfig(recognizer=recognizer)
 
 
 def main(argv: list[str]) -> int:

@@ -64,6 +64,9 @@ class RecognizerConfig:
     # the model directory's word LM (shallow fusion): None = its card's weight, 0 = off
     lm_weight: float | None = None
     lm_word_bonus: float | None = None
+    # the second pass re-reads a segment from the audio alone when its lips' mean P(speaking)
+    # (`SegmentMedia.lip_match`) is below this: lips that are not the voice's never cost words
+    lips_from: float | None = 0.05
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
 
     def __post_init__(self) -> None:
@@ -74,6 +77,8 @@ class RecognizerConfig:
             raise ConfigError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
         if self.tail_padding_steps < 0:
             raise ConfigError(f"tail_padding_steps must be >= 0, got {self.tail_padding_steps}")
+        if self.lips_from is not None and not 0.0 <= self.lips_from <= 1.0:
+            raise ConfigError(f"lips_from must be in [0, 1] or None, got {self.lips_from}")
         if self.reread_lead_steps < 0:
             raise ConfigError(f"reread_lead_steps must be >= 0, got {self.reread_lead_steps}")
 
@@ -154,7 +159,8 @@ class StreamingRecognizer:
         self._end_limit_step: int | None = None  # set by finish: words end by the real end
         self._saw_audio = False
         self._finished = False
-        self._media = SegmentMedia(self.card.samples_per_step)  # for the second pass
+        self._media = SegmentMedia(self.card.samples_per_step,  # for the second pass
+                                   self.card.asd_calibration)
         self._last_word_step = 0  # where the last final's last word ended
         self._start_segment(0)
 
@@ -266,7 +272,11 @@ class StreamingRecognizer:
         start); the first pass's own reading when off or the media was not all kept."""
         request = None
         if self.config.second_pass and next_step - self._segment_start == len(self._log_probs):
-            request = self._media.request(self._reread_start, next_step, self.model.new_state())
+            # lips that read the segment as silence keep it silent (babble behind a closed
+            # mouth is not the speaker's); only a segment with words can be re-read without them
+            worded = bool((np.stack(self._log_probs).argmax(axis=-1) != self.card.blank_id).any())
+            request = self._media.request(self._reread_start, next_step, self.model.new_state(),
+                                          self.config.lips_from if worded else None)
         if request is None:
             return Reading(self._search, np.stack(self._log_probs), np.stack(self._memory),
                            self._segment_start)
@@ -320,9 +330,8 @@ class StreamingRecognizer:
         """Each word with the face that said it (`SegmentMedia.speaker_of`)."""
         if not self.video:
             return words
-        step, calibration = self.card.step_ms, self.card.asd_calibration
-        return [replace(w, face=self._media.speaker_of(w.start_ms // step,
-                                                       -(-w.end_ms // step), calibration))
+        step = self.card.step_ms
+        return [replace(w, face=self._media.speaker_of(w.start_ms // step, -(-w.end_ms // step)))
                 for w in words]
 
     # the single-stream path ------------------------------------------------------------------

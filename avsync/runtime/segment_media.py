@@ -28,6 +28,9 @@ HINDSIGHT_STEPS: int = 6  # ASD logits averaged over 6 steps (240 ms) each side 
 SPEAKING_PROBABILITY: float = 0.3  # a word is a face's when its mean P(speaking) is above
 
 
+UNCALIBRATED = AsdCalibration()  # P(speaking) = sigmoid(logit)
+
+
 class SegmentMedia:
     """Step-aligned audio, mouth ROIs of every face and their ASD logits from stream step
     `start` on.
@@ -37,8 +40,10 @@ class SegmentMedia:
     or no face at all, is re-read without that modality, as the first pass read it.
     """
 
-    def __init__(self, samples_per_step: int) -> None:
+    def __init__(self, samples_per_step: int,
+                 calibration: AsdCalibration = UNCALIBRATED) -> None:
         self.samples_per_step = samples_per_step
+        self.calibration = calibration  # the model's Platt scaling of its ASD logits
         self.start = 0
         self._audio: list[np.ndarray] = []  # one (samples_per_step,) row per step
         self._heard: list[bool] = []  # did the step have real audio
@@ -84,10 +89,11 @@ class SegmentMedia:
             del kept[:cut]
         self.start += cut
 
-    def _chosen_faces(self, rows: range) -> list[TrackId | None]:
+    def _hindsight(self, rows: range) -> list[tuple[TrackId | None, float | None]]:
         """Per step of `rows`: the face whose ASD logits around the step are highest (among
-        the faces at that step), else the face the stream read, else None."""
-        chosen: list[TrackId | None] = []
+        the faces at that step), else the face the stream read, else None; with that mean
+        logit (None without ASD scores)."""
+        chosen: list[tuple[TrackId | None, float | None]] = []
         for i in rows:
             present = self._faces[i]
             lo, hi = max(i - HINDSIGHT_STEPS, rows.start), min(i + HINDSIGHT_STEPS + 1, rows.stop)
@@ -98,14 +104,30 @@ class SegmentMedia:
                 if values:
                     means[track] = float(np.mean(values))
             if means:
-                chosen.append(max(means, key=lambda t: means[t]))
+                best = max(means, key=lambda t: means[t])
+                chosen.append((best, means[best]))
             elif self._primary[i] in present:
-                chosen.append(self._primary[i])
+                chosen.append((self._primary[i], None))
             else:
-                chosen.append(next(iter(present), None))
+                chosen.append((next(iter(present), None), None))
         return chosen
 
-    def speaker_of(self, begin: int, end: int, calibration: AsdCalibration) -> TrackId | None:
+    def _chosen_faces(self, rows: range) -> list[TrackId | None]:
+        return [track for track, _ in self._hindsight(rows)]
+
+    def lip_match(self, begin: int, end: int) -> float | None:
+        """How far the lips the second pass would read over steps [begin, end) belong to the
+        voice: the mean calibrated P(speaking) of each step's chosen face (0 at a step with no
+        face); None when not all kept, or without ASD scores (no audio: nothing to match)."""
+        if begin < self.start or end > self.end or end <= begin:
+            return None
+        chosen = self._hindsight(range(begin - self.start, end - self.start))
+        if all(logit is None for _, logit in chosen):
+            return None
+        logits = np.array([-np.inf if logit is None else logit for _, logit in chosen])
+        return float(calibrate(logits, self.calibration).mean())
+
+    def speaker_of(self, begin: int, end: int) -> TrackId | None:
         """The face that said what was heard in stream steps [begin, end): the face whose
         calibrated P(speaking), averaged over those steps and `HINDSIGHT_STEPS` either side,
         is highest and above `SPEAKING_PROBABILITY`; None when no face is speaking then (a
@@ -121,7 +143,7 @@ class SegmentMedia:
             for track, logit in self._scores[row].items():
                 totals.setdefault(track, []).append(logit)
         if totals:
-            means = {t: float(calibrate(np.array(v), calibration).mean())
+            means = {t: float(calibrate(np.array(v), self.calibration).mean())
                      for t, v in totals.items()}
             best = max(means, key=lambda t: means[t])
             return best if means[best] > SPEAKING_PROBABILITY else None
@@ -140,13 +162,20 @@ class SegmentMedia:
         power = np.array([float(np.mean(np.square(a))) for a in self._audio[rows]])
         return (10 * np.log10(np.maximum(power, 1e-12))).astype(np.float32)
 
-    def request(self, begin: int, end: int, state: StreamState) -> ChunkRequest | None:
-        """Steps [begin, end) as one chunk on `state` (a fresh one); None if not all kept."""
+    def request(self, begin: int, end: int, state: StreamState,
+                lips_from: float | None = None) -> ChunkRequest | None:
+        """Steps [begin, end) as one chunk on `state` (a fresh one); None if not all kept.
+        lips_from: re-read the audio alone when the lips' `lip_match` is below it (lips
+        that are not the voice's: an off-screen speaker, a listener, a dub)."""
         if begin < self.start or end > self.end or end <= begin:
             return None
         rows = range(begin - self.start, end - self.start)
         audio = (np.concatenate(self._audio[rows.start:rows.stop])
                  if any(self._heard[rows.start:rows.stop]) else None)
+        if audio is not None and lips_from is not None:
+            match = self.lip_match(begin, end)
+            if match is not None and match < lips_from:
+                return ChunkRequest(state, audio, {}, None, end - begin)
         frames = [None if t is None else self._faces[i][t]
                   for i, t in zip(rows, self._chosen_faces(rows), strict=True)]
         known = [f for f in frames if f is not None]

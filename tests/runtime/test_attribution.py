@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from avsync.runtime.model_card import AsdCalibration
 from avsync.runtime.segment_media import SegmentMedia
-
-IDENTITY = AsdCalibration()
 
 
 def _media(scores: dict[int, np.ndarray] | None, steps: int = 30) -> SegmentMedia:
@@ -22,13 +19,13 @@ def _media(scores: dict[int, np.ndarray] | None, steps: int = 30) -> SegmentMedi
 def test_the_face_speaking_then_said_the_word() -> None:
     turn = np.r_[np.full(15, 4.0), np.full(15, -4.0)]  # face 1 speaks first, then face 2
     media = _media({1: turn, 2: -turn})
-    assert media.speaker_of(0, 8, IDENTITY) == 1
-    assert media.speaker_of(20, 28, IDENTITY) == 2
+    assert media.speaker_of(0, 8) == 1
+    assert media.speaker_of(20, 28) == 2
     # a voice while both faces keep their mouths shut (P ~ 0.05-0.12): nobody on screen said it
-    assert _media({1: np.full(30, -3.0), 2: np.full(30, -2.0)}).speaker_of(5, 10, IDENTITY) \
+    assert _media({1: np.full(30, -3.0), 2: np.full(30, -2.0)}).speaker_of(5, 10) \
         is None
 
 
 def test_without_asd_the_lips_read_name_the_face() -> None:
-    assert _media(None).speaker_of(5, 10, IDENTITY) == 2  # the face the stream read
-    assert SegmentMedia(640).speaker_of(0, 5, IDENTITY) is None
+    assert _media(None).speaker_of(5, 10) == 2  # the face the stream read
+    assert SegmentMedia(640).speaker_of(0, 5) is None

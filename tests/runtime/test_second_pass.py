@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from runtime_helpers import random_chunk
 
 from avsync.runtime import Model, RecognizerConfig, StreamingRecognizer
@@ -87,3 +88,27 @@ def test_the_second_pass_reads_the_lips_the_asd_finds_in_hindsight() -> None:
     unscored.add(0, 4, None, {1: one[:4], 2: two[:4]}, 2)
     assert unscored.request(0, 4, state=None).faces[SECOND_PASS_TRACK][:, 0, 0].tolist() == \
         [2] * 4  # type: ignore[union-attr]
+
+
+def test_lips_that_do_not_match_the_voice_are_left_out_of_the_reread() -> None:
+    """The second pass re-reads a segment from the audio alone when its lips' mean
+    P(speaking) is below `lips_from`: another speaker's lips, a listener's."""
+    def media(logit: float) -> SegmentMedia:
+        kept = SegmentMedia(samples_per_step=4)
+        kept.add(0, 8, np.ones(32, np.float32), {3: np.ones((8, 3, 3), np.uint8)}, 3)
+        kept.score(0, {3: np.full(8, logit)})
+        return kept
+
+    assert media(-4.0).lip_match(0, 8) == pytest.approx(1 / (1 + np.exp(4.0)), rel=1e-5)
+    wrong = media(-4.0).request(0, 8, state=None, lips_from=0.05)  # type: ignore[arg-type]
+    assert wrong is not None and wrong.faces == {} and wrong.primary_face is None
+    assert wrong.audio is not None and len(wrong.audio) == 32
+    right = media(0.0).request(0, 8, state=None, lips_from=0.05)  # type: ignore[arg-type]
+    assert right is not None and SECOND_PASS_TRACK in right.faces
+    ungated = media(-4.0).request(0, 8, state=None)  # type: ignore[arg-type]
+    assert ungated is not None and SECOND_PASS_TRACK in ungated.faces
+    unscored = SegmentMedia(samples_per_step=4)  # no ASD scores: nothing to judge the lips by
+    unscored.add(0, 8, np.ones(32, np.float32), {3: np.ones((8, 3, 3), np.uint8)}, 3)
+    assert unscored.lip_match(0, 8) is None
+    assert SECOND_PASS_TRACK in unscored.request(  # type: ignore[union-attr]
+        0, 8, state=None, lips_from=0.05).faces  # type: ignore[arg-type]

@@ -282,9 +282,6 @@ def default_model_dir() -> Path | None:
     return found[0] if found else None
 
 
-# The bundled model tracks who speaks and the AV offset well, but its streaming recognition is
-# weak (test WER 64 %, models/avsync-tiny-grid/MODEL_CARD.md): checks of its words are expected
-# to fail until a better model is trained, and strict, so they must be re-enabled when it is.
 needs_default_model = pytest.mark.skipif(
     default_model_dir() is None,
     reason=f"no trained model under models/ (models/{DEFAULT_MODEL}/model.json is missing): "
