@@ -294,6 +294,11 @@ def _lm_parser(commands: argparse._SubParsersAction) -> None:
                    help="drop highest-order n-grams seen fewer times (1: keep all)")
     p.add_argument("--splits", default="train,pretrain",
                    help="comma-separated splits whose transcripts are counted")
+    p.add_argument("--add-text", action="append", default=[], metavar="SOURCE",
+                   help="more training text: a file of sentences, one a line (normalised the "
+                        "LRS way here: upper case, numbers spelled out), or 'english', the training sentences of the synthetic "
+                        "corpus's english source (`avsync synth --text english`; its "
+                        "validation and test sentences are never among them); repeatable")
     _add_source_options(p)
 
 
@@ -301,12 +306,31 @@ def _lm(args: argparse.Namespace) -> int:
     from avsync.text.ngram import build_arpa, write_arpa
 
     texts, splits = _split_texts(args)
-    model = build_arpa(texts, args.order, args.min_count)
+    extra = [t for source in args.add_text for t in _training_text(source)]
+    model = build_arpa(texts + extra, args.order, args.min_count)
     write_arpa(model, args.out)
     sizes = ", ".join(f"{len(model[n])} {n}-grams" for n in sorted(model))
-    print(f"built a {args.order}-gram model of {len(texts)} transcripts ({', '.join(splits)}): "
-          f"{sizes}; wrote {args.out}")
+    added = f" and {len(extra)} sentences of {', '.join(args.add_text)}" if extra else ""
+    print(f"built a {args.order}-gram model of {len(texts)} transcripts ({', '.join(splits)})"
+          f"{added}: {sizes}; wrote {args.out}")
     return 0
+
+
+def _training_text(source: str) -> list[str]:
+    """The sentences of `--add-text SOURCE` (see its help), normalised."""
+    from avsync.text.normalize import normalize_transcript
+    from avsync.text.spoken import spoken_text
+
+    if source == "english":
+        from avsync.data.synth.english import english_text
+
+        return english_text().texts("train")
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(f"--add-text {source}: no such file; give a text file of sentences, "
+                          "one a line, or 'english'")
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [t for t in (normalize_transcript(spoken_text(line)) for line in lines) if t]
 
 
 # ------------------------------------------------------------------------- audit

@@ -2,7 +2,8 @@
 # synth-open: the open-vocabulary model, from nothing to an evaluated model directory:
 #   synth (english text; espeak, flite and festival voices; 110-240 words a minute; varied
 #   lips, head pose, place in the frame and harsh light; scenes)
-#   -> index -> tokenizer (unigram pieces, train split) -> word LM (train split)
+#   -> index -> tokenizer (unigram pieces, train split) -> word LM (train split and the
+#   english source's other training sentences, ~58k)
 #   -> prepare (mean-face crops) -> fit (small.yaml: wrong lips, every noise kind)
 #   -> export (fp32 + int8 u8s7) + LM -> eval of the finals -> first-pass eval -> model card
 # Test sentences and speakers are never in the training text, the tokenizer's or the LM's
@@ -42,7 +43,8 @@ EPOCHS=${EPOCHS:-100}
 MAX_TIME=${MAX_TIME:-00:12:00:00}  # DD:HH:MM:SS of training in all, across sittings
 THREADS=${THREADS:-2}
 TOKENIZER="$DATA/.avsync/tok"
-LM="$DATA/.avsync/lm.arpa.gz"
+LM_TEXT=${LM_TEXT:-english}          # LM text beyond the transcripts (avsync data lm --add-text)
+LM="$DATA/.avsync/lm-$LM_TEXT.arpa.gz"
 CACHE="$DATA/.avsync/cache"
 
 step() { echo "== $(date +%T) $*" >&2; }
@@ -63,9 +65,9 @@ step "tokenizer: $VOCAB unigram pieces of the train split"
 "$AVSYNC" data tokenizer "$DATA" --vocab-size "$VOCAB" --model-type unigram \
   --out "$TOKENIZER" --splits train
 
-step "language model: $LM_ORDER-gram of the train split -> $LM"
+step "language model: $LM_ORDER-gram of the train split and the $LM_TEXT source's training text -> $LM"
 [ -f "$LM" ] || "$AVSYNC" data lm "$DATA" --order "$LM_ORDER" --min-count 2 --splits train \
-  --out "$LM"
+  --add-text "$LM_TEXT" --out "$LM"
 
 step "prepare: ${ROI} px mean-face mouth crops -> $CACHE"
 "$AVSYNC" data prepare "$DATA" --out "$CACHE" --roi-size "$ROI" --roi-convention mean-face \
