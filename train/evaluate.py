@@ -106,19 +106,30 @@ class EvalConfig:
 Hypotheses = dict[tuple[str, str], list[str]]  # (modality, condition) -> one per clip
 
 
-def evaluate_asr(backend: EvalBackend, clips: Sequence[EvalClip], config: EvalConfig
+def babble_of(clips: Sequence[EvalClip], config: EvalConfig) -> list[np.ndarray | None]:
+    """Each clip's babble (other clips' voices; built once, the costly part of a mixture)."""
+    return [babble_for(clips, i, config.seed, config.talkers) for i in range(len(clips))]
+
+
+def heard(clips: Sequence[EvalClip], babble: Sequence[np.ndarray | None], snr: str,
+          config: EvalConfig) -> list[np.ndarray]:
+    """Each clip's audio in the condition `snr` names: "clean" or babble at that many dB."""
+    return ([c.audio for c in clips] if snr == "clean"
+            else mixtures(clips, babble, float(snr), config.seed))
+
+
+def evaluate_asr(backend: EvalBackend, clips: Sequence[EvalClip], config: EvalConfig,
+                 babble: Sequence[np.ndarray | None]
                  ) -> tuple[dict[str, dict[str, Any]], Hypotheses]:
     """({modality: {snr: rates}}, the transcripts). Video-only input hears no audio: it is
     decoded once."""
     refs = [c.text for c in clips]
-    babble = [babble_for(clips, i, config.seed, config.talkers) for i in range(len(clips))]
     video_hyps = backend.transcribe([ClipInput(None, c.rois) for c in clips])
     video = error_rates(refs, video_hyps)
     asr: dict[str, dict[str, Any]] = {"audio": {}, "video": {}, "av": {}}
     hyps: Hypotheses = {}
     for snr in config.snrs:
-        audio = ([c.audio for c in clips] if snr == "clean"
-                 else mixtures(clips, babble, float(snr), config.seed))
+        audio = heard(clips, babble, snr, config)
         hyps["audio", snr] = backend.transcribe([ClipInput(a, None) for a in audio])
         hyps["av", snr] = backend.transcribe(
             [ClipInput(a, c.rois) for a, c in zip(audio, clips, strict=True)])
@@ -149,17 +160,15 @@ def evaluate_noises(backend: EvalBackend, clips: Sequence[EvalClip], config: Eva
     return out
 
 
-def evaluate_mismatched(backend: EvalBackend, clips: Sequence[EvalClip], config: EvalConfig
-                        ) -> dict[str, dict[str, Any]]:
+def evaluate_mismatched(backend: EvalBackend, clips: Sequence[EvalClip], config: EvalConfig,
+                        babble: Sequence[np.ndarray | None]) -> dict[str, dict[str, Any]]:
     """{"av": {snr: rates}}: each clip's audio (babble at each SNR) with another speaker's
     lips. Audio-only rows are the main table's: the wrong lips change nothing there."""
     refs = [c.text for c in clips]
     lips = mismatched_lips(clips)
-    babble = [babble_for(clips, i, config.seed, config.talkers) for i in range(len(clips))]
     rows: dict[str, Any] = {}
     for snr in config.snrs:
-        audio = ([c.audio for c in clips] if snr == "clean"
-                 else mixtures(clips, babble, float(snr), config.seed))
+        audio = heard(clips, babble, snr, config)
         rows[snr] = error_rates(refs, backend.transcribe(
             [ClipInput(a, r) for a, r in zip(audio, lips, strict=True)]))
         log.info("wrong lips %s: WER av %.3f", snr, rows[snr]["wer"])
@@ -293,10 +302,11 @@ def evaluate(backend: EvalBackend, cache: PreparedCache, config: EvalConfig,
     result: dict[str, Any] = {"model": backend.describe(), "split": config.split,
                               "cache": str(cache.path), "seed": config.seed,
                               "snrs": list(config.snrs)}
-    result["asr"], hyps = evaluate_asr(backend, clips, config)
+    babble = babble_of(clips, config)
+    result["asr"], hyps = evaluate_asr(backend, clips, config, babble)
     result["noise"] = evaluate_noises(backend, clips, config)
-    result["mismatched"] = (evaluate_mismatched(backend, clips, config) if config.mismatched
-                            else {"skipped": "--no-mismatched"})
+    result["mismatched"] = (evaluate_mismatched(backend, clips, config, babble)
+                            if config.mismatched else {"skipped": "--no-mismatched"})
     result.update(breakdowns(clips, hyps, training_vocabulary(cache), clip_engines(cache)))
     result["sync"] = (evaluate_sync(backend, clips, config) if config.sync
                       else {"skipped": "--no-sync"})

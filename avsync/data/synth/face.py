@@ -90,6 +90,13 @@ class FaceIdentity:
     size: float = 1.0  # head scale
     harsh_light: bool = False  # side light, cast shadows and colour casts (`random_lighting`)
 
+    @property
+    def posed(self) -> bool:
+        """Has this face a habitual pose, place or size (the `varied` appearance), about which
+        it turns and nods? The standard face keeps its frontal, centred frames."""
+        return (self.base_yaw, self.base_pitch, self.base_roll, self.offset_x, self.offset_y,
+                self.size) != (0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+
     def to_json(self) -> dict:
         """Every field; the `varied` appearance's only where they differ from the standard
         face's, so a standard corpus's JSON is what it was before they existed."""
@@ -207,8 +214,7 @@ def frame_states(rng: np.random.Generator, identity: FaceIdentity, n_frames: int
     brow = 1.0 * np.clip(smooth_noise(rng, n_frames, 0.5), 0, None)
     blink = _blinks(rng, n_frames, identity.blink_rate)
     yaw, pitch = np.zeros(n_frames), np.zeros(n_frames)
-    if identity != replace(identity, base_yaw=0.0, base_pitch=0.0, base_roll=0.0, offset_x=0.0,
-                           offset_y=0.0, size=1.0):  # a varied face: turns and nods about its pose
+    if identity.posed:  # a varied face: turns and nods about its pose
         yaw = identity.base_yaw + 4.0 * m * smooth_noise(rng, n_frames, 0.3)
         pitch = identity.base_pitch + 2.5 * m * smooth_noise(rng, n_frames, 0.3)
         dx, dy = dx + identity.offset_x, dy + identity.offset_y
