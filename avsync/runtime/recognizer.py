@@ -21,8 +21,10 @@ model work it needs (`Run`: a chunk through the step graphs, for the first pass,
 pass and the tail padding; `Rescore`: n-best hypotheses through the attention decoder) and
 returns the chunk's events. `run_alone` serves one stream's work call by call; the stream
 API gathers the work of every stream and runs each kind as one batched call.
-`finish()` feeds `tail_padding_steps` of silence (and the last mouth frame held still), so the
-last words, which a causal model emits a little late, are not lost.
+`finish()` adds `tail_padding_steps` of silence (and the last mouth frame held still), so the
+last words, which a causal model emits a little late, are not lost: with the second pass, only
+to the media the last segment is re-read from (the streaming pass over it would be thrown
+away); without it, through the streaming pass.
 Observers (a `SyncEstimator`, an `ActiveSpeakerDetector`) passed in see every real chunk.
 """
 
@@ -267,11 +269,13 @@ class StreamingRecognizer:
         decoder = yield Rescore(memory, tuple(h.tokens for h in nbest))
         return rescore(nbest, decoder, self.config.ctc_weight).tokens
 
-    def _second_pass(self, next_step: int) -> Generator[Work, Any, Reading]:
+    def _second_pass(self, next_step: int, padded: int = 0) -> Generator[Work, Any, Reading]:
         """The open segment read again as one chunk from a fresh state (from its reread
-        start); the first pass's own reading when off or the media was not all kept."""
+        start); the first pass's own reading when off or the media was not all kept.
+        padded: steps of tail padding kept after the first pass's last step (never run)."""
         request = None
-        if self.config.second_pass and next_step - self._segment_start == len(self._log_probs):
+        first_pass_steps = next_step - padded - self._segment_start
+        if self.config.second_pass and first_pass_steps == len(self._log_probs):
             # lips that read the segment as silence keep it silent (babble behind a closed
             # mouth is not the speaker's); only a segment with words can be re-read without them
             worded = bool((np.stack(self._log_probs).argmax(axis=-1) != self.card.blank_id).any())
@@ -294,14 +298,15 @@ class StreamingRecognizer:
         trailing = -(-self.config.endpoint.trailing_blank_ms // self.card.step_ms)
         return bool((log_probs[-trailing:].argmax(axis=-1) != self.card.blank_id).any())
 
-    def _close(self, next_step: int, reread: Reading | None = None
+    def _close(self, next_step: int, reread: Reading | None = None, padded: int = 0
                ) -> Generator[Work, Any, Final | None]:
         """End the open segment at `next_step` -> its Final (None if it decodes to nothing).
-        reread: the segment's second pass when the caller already ran it."""
+        reread: the segment's second pass when the caller already ran it; padded: as
+        `_second_pass`."""
         final = None
         forced = self._endpointer.at_max_length
         if self._log_probs:
-            reading = reread or (yield from self._second_pass(next_step))
+            reading = reread or (yield from self._second_pass(next_step, padded))
             tokens = yield from self._choose(reading.search, reading.memory)
             log_probs = reading.log_probs
             spans = align(log_probs, tokens, self.card.blank_id)
@@ -368,14 +373,16 @@ class StreamingRecognizer:
         self._end_limit_step = self.state.steps
         events: list[Event] = []
         left = self.config.tail_padding_steps
+        if self.config.second_pass and left > 0:
+            # The final re-reads the segment with the padding whole; the streaming pass over
+            # the padding would only be thrown away (a quarter of a server's work was ends).
+            end = self.state.steps + left
+            self._media.add(self.state.steps, left, *self._padding(left))
+            final = yield from self._close(end, padded=left)
+            return events if final is None else [final]
         while left > 0:
             c = min(left, self.card.chunk_steps)
-            n = c * self.card.samples_per_step
-            audio = np.zeros(n, np.float32) if self._saw_audio else None
-            faces, primary = {}, None
-            if self._last_face is not None:
-                primary, frame = self._last_face
-                faces = {primary: np.repeat(frame[None], c, axis=0)}
+            audio, faces, primary = self._padding(c)
             request = ChunkRequest(self.state, audio, faces, primary, c)
             result = yield Run(request)
             decoded = yield from self.decode(result, request, padding=True)
@@ -385,6 +392,17 @@ class StreamingRecognizer:
         if final is not None:
             events.append(final)
         return events
+
+    def _padding(self, steps: int) -> tuple[np.ndarray | None, dict[TrackId, np.ndarray],
+                                            TrackId | None]:
+        """`steps` of tail padding: (silence if the stream had audio, the last read face's
+        last frame held, that face)."""
+        audio = np.zeros(steps * self.card.samples_per_step, np.float32) \
+            if self._saw_audio else None
+        if self._last_face is None:
+            return audio, {}, None
+        primary, frame = self._last_face
+        return audio, {primary: np.repeat(frame[None], steps, axis=0)}, primary
 
 
 def _most_said(words: Sequence[Word]) -> int | None:

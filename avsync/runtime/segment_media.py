@@ -117,14 +117,15 @@ class SegmentMedia:
 
     def lip_match(self, begin: int, end: int) -> float | None:
         """How far the lips the second pass would read over steps [begin, end) belong to the
-        voice: the mean calibrated P(speaking) of each step's chosen face (0 at a step with no
-        face); None when not all kept, or without ASD scores (no audio: nothing to match)."""
+        voice: the mean calibrated P(speaking) of each step's chosen face, over the steps the
+        ASD scored (not the tail padding); None when not all kept, or without ASD scores (no
+        audio: nothing to match)."""
         if begin < self.start or end > self.end or end <= begin:
             return None
         chosen = self._hindsight(range(begin - self.start, end - self.start))
-        if all(logit is None for _, logit in chosen):
+        logits = np.array([logit for _, logit in chosen if logit is not None])
+        if not len(logits):
             return None
-        logits = np.array([-np.inf if logit is None else logit for _, logit in chosen])
         return float(calibrate(logits, self.calibration).mean())
 
     def speaker_of(self, begin: int, end: int) -> TrackId | None:
