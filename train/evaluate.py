@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -43,6 +44,7 @@ from avsync.train.eval_data import (
     sync_windows,
     training_vocabulary,
 )
+from avsync.train.eval_journal import JOURNAL, JournaledBackend
 from avsync.train.eval_metrics import (
     attribution_accuracy,
     average_precision,
@@ -379,6 +381,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ctc-weight", type=float, default=0.5,
                    help="CTC share of the rescoring score; 1 = no decoder rescoring")
     p.add_argument("--seed", type=int, default=0, help="babble seed (default 0)")
+    p.add_argument("--fresh", action="store_true",
+                   help=f"decode every condition again (default: an interrupted or repeated "
+                        f"eval reuses the transcripts journaled in OUT/{JOURNAL} for the same "
+                        f"model files, inputs and settings)")
     p.add_argument("--threads", type=int,
                    help="torch threads for a checkpoint (default: torch's choice), "
                         "onnxruntime threads for a model directory (default 1)")
@@ -427,10 +433,18 @@ def main(argv: list[str] | None = None) -> int:
         options["finals"] = True
     backend = open_backend(args.model, threads=args.threads, chunk=_chunk(args.chunk),
                            beam=args.beam, ctc_weight=args.ctc_weight, **options)
-    result = evaluate(backend, PreparedCache(args.cache), config,
+    out = args.out or default_out(args.model)
+    journal = out / JOURNAL
+    if args.fresh and journal.is_dir():
+        shutil.rmtree(journal)
+    journaled = JournaledBackend(backend, args.model, journal)
+    result = evaluate(journaled, PreparedCache(args.cache), config,
                       model_dir=args.model if args.model.is_dir() else None,
                       threads=args.threads)
-    paths = write_outputs(result, args.out or default_out(args.model))
+    if journaled.reused:
+        log.info("resumed: %d conditions' transcripts from %s, %d decoded", journaled.reused,
+                 journal, journaled.decoded)
+    paths = write_outputs(result, out)
     print(markdown(result))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

@@ -152,3 +152,38 @@ def test_exported_model_dir_is_evaluated_through_the_runtime(
     with pytest.raises(ConfigError, match="--finals needs an exported model directory"):
         eval_main([str(short_run / "checkpoints" / "last.ckpt"), "--cache", str(corpus.cache),
                    "--finals"])
+
+
+def test_an_eval_run_again_reuses_its_journaled_transcripts(
+        evaluated: tuple[Path, str], short_run: Path, corpus: Corpus, tmp_path: Path) -> None:
+    """Each condition's transcripts are journaled in OUT/.journal: a rerun (a sitting that
+    ended inside a long eval) decodes nothing again and writes the same numbers; a changed
+    model file is another key."""
+    import os
+    import shutil
+
+    from avsync.train.eval_backend import open_backend
+    from avsync.train.eval_data import load_clips
+    from avsync.train.eval_journal import JOURNAL, JournaledBackend
+
+    from avsync.data.cache import PreparedCache
+    from avsync.runtime.offline import ClipInput
+
+    out, _ = evaluated
+    journal = out / JOURNAL
+    assert len(list(journal.glob("*.json"))) >= 3 * len(SNRS)  # A and AV per SNR, V, wrong lips
+    checkpoint = short_run / "checkpoints" / "last.ckpt"
+    inputs = [ClipInput(c.audio, c.rois) for c in load_clips(PreparedCache(corpus.cache), "test")]
+    again = JournaledBackend(open_backend(checkpoint, threads=1), checkpoint, journal)
+    first = again.transcribe(inputs)
+    assert (again.reused, again.decoded) == (1, 0)  # the eval's clean AV row
+    assert again.transcribe(inputs[:2]) == first[:2] and again.decoded == 1  # other inputs
+    shutil.copytree(journal, tmp_path / JOURNAL)  # the interrupted eval's journal
+    assert eval_main([str(checkpoint), "--cache", str(corpus.cache), "--out", str(tmp_path),
+                      "--threads", "1", "--no-sync", "--no-asd"]) == 0
+    assert json.loads((tmp_path / "eval.json").read_text())["asr"] == \
+        json.loads((out / "eval.json").read_text())["asr"]
+    stat = checkpoint.stat()
+    os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    changed = JournaledBackend(open_backend(checkpoint, threads=1), checkpoint, journal)
+    assert changed.transcribe(inputs) == first and changed.decoded == 1

@@ -12,7 +12,8 @@
 # Long: synth ~1-2 h (the flite and festival voices run as programs), prepare ~0.5 h, fit up
 # to MAX_TIME of training (default 12 h, over several sittings) on 2 CPU cores. Every step
 # resumes: synth keeps finished clips, prepare its journal, fit its last.ckpt (Lightning's
-# timer too, so MAX_TIME counts across sittings), and finished steps are skipped. Just run it
+# timer too, so MAX_TIME counts across sittings), eval its journal of transcripts, and
+# finished steps are skipped. Just run it
 # again after an interruption. A smoke run at toy size (a few minutes):
 #   SPEAKERS=4 VAL_SPEAKERS=1 TEST_SPEAKERS=1 UTTS=3 SCENES=1 VOCAB=64 EPOCHS=2 \
 #     MAX_TIME=00:00:05:00 DATA=/tmp/open RUN=/tmp/open-run MODEL=/tmp/open-model \
