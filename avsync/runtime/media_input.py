@@ -7,11 +7,12 @@ and only the ROIs travel on.
 
 Faces, two ways: `whole` (the frame is the face box: LRS2/LRS3-style face-centred clips and
 the synthetic corpus) or `detect` (face detection + landmark tracking, for arbitrary video).
-`detect` reads the file twice: once (video only) to track the faces, keeping only what a crop
-needs of each (box and 6 points), then again for the ROIs and audio. `steps()` gives every
-face of every frame (what `avsync transcribe` hands the stream API, which picks the lips per
-step as the server does); `pieces()` gives one face per frame, the track seen on most frames
-(held where it is missing), for whole-clip tools.
+`steps()` gives every face of every frame (what `avsync transcribe` hands the stream API, which
+picks the lips per step as the server does), tracking the faces as it reads, in one pass.
+`pieces()` gives one face per frame, the track seen on most frames (held where it is missing),
+for whole-clip tools; with `detect` that needs the whole file's tracks first, so it reads the
+file twice: once (video only) to track the faces, keeping only what a crop needs of each (box
+and 6 points), then again for the ROIs and audio.
 
 Mouths are cut by the model's crop convention (`model.json` roi.convention,
 `avsync.media.roi`). `detect` follows faces by their landmarks (`avsync.media.face_tracking`)
@@ -62,18 +63,17 @@ def mouth_rois(frames: np.ndarray, size: int, faces: FaceMode,
         return None
     if faces == "whole":
         return FaceCentredCropper(size, convention).crop(frames)
-    speaker = SpeakerTrack(convention)
+    speaker = MostSeenFace(convention)
     for frame in frames:
         speaker.add(frame)
     boxes = speaker.boxes()
     return None if boxes is None else crop_faces(frames, boxes, size, convention)
 
 
-class SpeakerTrack:
-    """Tracks faces frame by frame by their landmarks (`avsync.media.face_tracking`) and keeps
-    only what a crop needs (`roi.Face`: the face box and 6 crop points, not 468); `boxes()`
-    then gives the face of the track seen most (ties: the older track) for every frame, held
-    where it is missing. Both conventions crop from these faces (face-box from the box)."""
+class FrameFaces:
+    """Faces tracked frame by frame by their landmarks, for a one-pass reader: each frame's
+    {track: `roi.Face`} (the box and 6 crop points), the largest first, as the server orders
+    a frame's faces."""
 
     def __init__(self, convention: str = FACE_BOX) -> None:
         from avsync.media.face_tracking import LandmarkTracker
@@ -81,20 +81,30 @@ class SpeakerTrack:
 
         self.convention = check_convention(convention)
         self._tracker = LandmarkTracker(max_faces=4)
+
+    def faces(self, frame: np.ndarray) -> dict[int, Face]:
+        """frame: (H, W) uint8 gray, the next frame of the video."""
+        faces = {f.track_id: f.face.compact() for f in self._tracker.update(frame)}
+        return dict(sorted(faces.items(), key=lambda tf: -tf[1].box.w * tf[1].box.h))
+
+
+class MostSeenFace:
+    """Tracks faces frame by frame by their landmarks (`FrameFaces`) and keeps only what a
+    crop needs (`roi.Face`: the face box and 6 crop points, not 468); `boxes()` then gives the
+    face of the track seen most (ties: the older track) for every frame, held where it is
+    missing. Both conventions crop from these faces (face-box from the box)."""
+
+    def __init__(self, convention: str = FACE_BOX) -> None:
+        self._faces = FrameFaces(convention)
+        self.convention = self._faces.convention
         self._seen: dict[int, dict[int, Face]] = {}  # track -> {frame index: Face}
         self.frames = 0
 
     def add(self, frame: np.ndarray) -> None:
         """frame: (H, W) uint8 gray, the next frame of the video."""
-        for face in self._tracker.update(frame):
-            self._seen.setdefault(face.track_id, {})[self.frames] = face.face.compact()
+        for track, face in self._faces.faces(frame).items():
+            self._seen.setdefault(track, {})[self.frames] = face
         self.frames += 1
-
-    def faces_at(self, frame: int) -> dict[int, Face]:
-        """{track: Face} of every face on frame `frame`, the largest first (as the server
-        orders a frame's faces)."""
-        faces = {t: seen[frame] for t, seen in self._seen.items() if frame in seen}
-        return dict(sorted(faces.items(), key=lambda tf: -tf[1].box.w * tf[1].box.h))
 
     def boxes(self) -> list | None:
         if not self._seen:
@@ -119,8 +129,10 @@ class MediaStream:
         stream.damage, stream.duration, stream.warnings   # once the pieces are read
 
     `has_audio`/`has_rois` (known before the first piece) say which modalities the pieces
-    carry. A modality the file lacks (or, with `detect`, a video without a face) is left out
-    with a warning; MediaError when nothing usable remains.
+    carry. A modality the file lacks is left out with a warning; MediaError when nothing
+    usable remains. With `detect`, a video in which no face is found is too: `pieces()` finds
+    that before its first piece, `steps()` (one pass) once it has read the file, when
+    `has_rois` turns False.
     """
 
     path: str | Path
@@ -134,7 +146,7 @@ class MediaStream:
     damage: tuple[Damage, ...] = field(init=False, default=())
     warnings: list[str] = field(init=False, default_factory=list)
     _boxes: list | None = field(init=False, default=None, repr=False)
-    _speaker: SpeakerTrack | None = field(init=False, default=None, repr=False)
+    _speaker: MostSeenFace | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._format = working_format(self.card.roi.stored)
@@ -142,8 +154,6 @@ class MediaStream:
                          frames=self._format) as reader:
             self._check_streams(reader)
             self.has_audio, self.has_rois = reader.has_audio, reader.has_video
-            if self.has_rois and self.faces == "detect":
-                self._find_speaker(reader)
 
     @property
     def face_mode(self) -> str:
@@ -168,17 +178,20 @@ class MediaStream:
                 self.warnings.append("the video stream is a still image (cover art): "
                                      "transcribed from the audio alone")
 
-    def _find_speaker(self, reader: MediaReader) -> None:
+    def _find_speaker(self) -> None:
         """The first read (video only): every frame's faces, then the speaker's boxes."""
-        speaker = SpeakerTrack(self.card.roi.convention)
+        speaker = MostSeenFace(self.card.roi.convention)
         with MediaReader(self.path, audio=False, frames=self._format) as video:
             for piece in video.pieces():
                 for frame in piece.frames:
                     speaker.add(frame)
         self._speaker, self._boxes = speaker, speaker.boxes()
-        if self._boxes is not None:
-            return
-        if not self.audio:
+        if self._boxes is None:
+            self._no_face()
+
+    def _no_face(self) -> None:
+        """`detect` found no face: the audio alone, or MediaError without it."""
+        if not self.has_audio:
             raise MediaError(f"{self.path}: no face found in the video (--faces detect), so "
                              "no lips to read; try --faces whole for face-centred video")
         self.has_rois = False
@@ -190,6 +203,8 @@ class MediaStream:
         uint8 or None), each continuing the previous piece."""
         from avsync.media.face_tracking import FaceCentredCropper
 
+        if self.has_rois and self.faces == "detect" and self._speaker is None:
+            self._find_speaker()
         whole = FaceCentredCropper(self.card.roi.stored, self.card.roi.convention)
         with MediaReader(self.path, video=self.has_rois, audio=self.has_audio,
                          frames=self._format) as reader:
@@ -210,23 +225,26 @@ class MediaStream:
 
         size, convention = self.card.roi.stored, self.card.roi.convention
         whole = FaceCentredCropper(size, convention)
+        tracker = FrameFaces(convention) if self.has_rois and self.faces == "detect" else None
+        seen = False
         with MediaReader(self.path, video=self.has_rois, audio=self.has_audio,
                          frames=self._format) as reader:
-            index = 0
             for piece in reader.pieces():
                 frames: list[FaceFrame] | None = None
-                if self.has_rois and self._speaker is None:
+                if self.has_rois and tracker is None:
                     rois = whole.crop(piece.frames)
                     frames = [{0: (roi, _box(whole_frame_face(f.shape[1], f.shape[0])))}
                               for roi, f in zip(rois, piece.frames, strict=True)]
                 elif self.has_rois:
-                    assert self._speaker is not None
+                    assert tracker is not None
                     frames = [{t: (crop_face(f, face, size, convention), _box(face.box))
-                               for t, face in self._speaker.faces_at(index + k).items()}
-                              for k, f in enumerate(piece.frames)]
-                    index += len(piece.frames)
+                               for t, face in tracker.faces(f).items()}
+                              for f in piece.frames]
+                    seen = seen or any(frames)
                 yield (piece.audio if self.has_audio else None), frames
             self.duration, self.damage = reader.duration, tuple(reader.damage)
+        if tracker is not None and not seen:
+            self._no_face()
 
     def _crop(self, frames: np.ndarray, first: int, whole) -> np.ndarray:
         """whole: the FaceCentredCropper of face-centred (`whole`) streams."""

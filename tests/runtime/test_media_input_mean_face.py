@@ -15,7 +15,7 @@ from avsync.media.face_tracking import FaceCentredCropper
 from avsync.media.mouths import working_format
 from avsync.media.roi import MEAN_FACE, crop_faces
 from avsync.runtime import Model
-from avsync.runtime.media_input import MediaStream, SpeakerTrack, mouth_rois
+from avsync.runtime.media_input import MediaStream, MostSeenFace, mouth_rois
 
 
 def _card(model: Model):
@@ -42,7 +42,7 @@ def test_a_mean_face_model_gets_mean_face_crops(model, tmp_path, faces) -> None:
     if faces == "whole":
         expected = FaceCentredCropper(size, MEAN_FACE).crop(decoded)
     else:
-        speaker = SpeakerTrack(MEAN_FACE)
+        speaker = MostSeenFace(MEAN_FACE)
         for frame in decoded:
             speaker.add(frame)
         kept = speaker.boxes()

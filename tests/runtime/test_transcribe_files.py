@@ -130,6 +130,9 @@ def test_no_face_and_cover_art_are_said(capsys, tmp_path: Path, model_dir: Path,
     assert "still image (cover art)" in cover["warnings"][0] and "cover art" in err
     assert (faceless["modality"], faceless["faces"]) == ("audio", "none")
     assert "no face found" in faceless["warnings"][0]
+    assert main([str(blank), "--model", str(model_dir), "--faces", "detect",
+                 "--video-only"]) == EXIT_FAILED  # found out once the one pass has read it
+    assert "no face found in the video (--faces detect)" in capsys.readouterr().err
     assert main([str(song), "--model", str(model_dir), "--video-only"]) == EXIT_FAILED
     assert "only audio (its video stream is a still image" in capsys.readouterr().err
 
