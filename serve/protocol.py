@@ -129,7 +129,7 @@ class CloseCode(IntEnum):
     """Websocket close codes the server uses (RFC 6455 section 7.4.1)."""
 
     NORMAL = 1000  # after `done`
-    GOING_AWAY = 1001  # server shutdown past its drain timeout
+    GOING_AWAY = 1001  # server shutdown: after the drained results, or at the drain timeout
     POLICY = 1008  # a fatal protocol error (bad start, binary before start, ...)
     TOO_BIG = 1009  # a message over max_message_bytes (websockets closes by itself)
     INTERNAL = 1011  # a bug on the server side
