@@ -51,3 +51,15 @@ def short_run(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
                                "2", "--checkpoint.at_epoch_end", "false")) == 0
     torch.set_num_threads(threads)
     return run
+
+
+@pytest.fixture(scope="session")
+def short_model(short_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`short_run`'s last checkpoint exported (fp32, no LM), for the bench scripts' tests;
+    they only read it."""
+    from avsync.export.cli import main as export_main
+
+    model_dir = tmp_path_factory.mktemp("short-model") / "model"
+    assert export_main([str(short_run / "checkpoints" / "last.ckpt"), "--out",
+                        str(model_dir)]) == 0
+    return model_dir

@@ -11,13 +11,9 @@ from pathlib import Path
 from train_harness import REPO, Corpus
 
 
-def test_bench_lm_measures_wer_and_cost_per_weight(short_run: Path, corpus: Corpus,
+def test_bench_lm_measures_wer_and_cost_per_weight(short_model: Path, corpus: Corpus,
                                                    tmp_path: Path) -> None:
-    from avsync.export.cli import main as export_main
-
-    model_dir = tmp_path / "model"
-    assert export_main([str(short_run / "checkpoints" / "last.ckpt"), "--out",
-                        str(model_dir)]) == 0
+    model_dir = short_model
     lm = tmp_path / "lm.arpa.gz"
     built = subprocess.run([str(Path(sys.executable).parent / "avsync"), "data", "lm",
                             str(corpus.root), "--order", "2", "--splits", "train", "--out",

@@ -10,13 +10,9 @@ from pathlib import Path
 from train_harness import REPO, Corpus
 
 
-def test_bench_second_pass_writes_every_figure(short_run: Path, corpus: Corpus,
+def test_bench_second_pass_writes_every_figure(short_model: Path, corpus: Corpus,
                                                tmp_path: Path) -> None:
-    from avsync.export.cli import main as export_main
-
-    model_dir = tmp_path / "model"
-    assert export_main([str(short_run / "checkpoints" / "last.ckpt"), "--out",
-                        str(model_dir)]) == 0
+    model_dir = short_model
     out = tmp_path / "second_pass.json"
     run = subprocess.run([sys.executable, str(REPO / "bench" / "second_pass.py"), "--model",
                           str(model_dir), "--data", str(corpus.cache), "--clips", "2", "--out",
