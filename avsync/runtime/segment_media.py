@@ -122,7 +122,10 @@ class SegmentMedia:
         audio: nothing to match)."""
         if begin < self.start or end > self.end or end <= begin:
             return None
-        chosen = self._hindsight(range(begin - self.start, end - self.start))
+        return self._match(self._hindsight(range(begin - self.start, end - self.start)))
+
+    def _match(self, chosen: list[tuple[TrackId | None, float | None]]) -> float | None:
+        """`lip_match` of `_hindsight`'s choices."""
         logits = np.array([logit for _, logit in chosen if logit is not None])
         if not len(logits):
             return None
@@ -173,12 +176,13 @@ class SegmentMedia:
         rows = range(begin - self.start, end - self.start)
         audio = (np.concatenate(self._audio[rows.start:rows.stop])
                  if any(self._heard[rows.start:rows.stop]) else None)
+        chosen = self._hindsight(rows)  # once: the gate and the frames both read it
         if audio is not None and lips_from is not None:
-            match = self.lip_match(begin, end)
+            match = self._match(chosen)
             if match is not None and match < lips_from:
                 return ChunkRequest(state, audio, {}, None, end - begin)
         frames = [None if t is None else self._faces[i][t]
-                  for i, t in zip(rows, self._chosen_faces(rows), strict=True)]
+                  for i, (t, _) in zip(rows, chosen, strict=True)]
         known = [f for f in frames if f is not None]
         if not known:
             return ChunkRequest(state, audio, {}, None, end - begin)
