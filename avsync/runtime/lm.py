@@ -6,13 +6,23 @@ ranked by its CTC log-probability plus `weight` x the LM's natural-log probabili
 word it has completed, plus `word_bonus` per word (which offsets the LM's preference for
 short transcripts). A word is complete when the next sentencepiece piece starts a new word
 (`▁`), and the last word at the end of the segment, where `</s>` is scored too.
+
+The word still being spelled is scored too, by look-ahead: the unigram ln P of the likeliest
+listed word that begins with it, or of `<unk>` when no listed word does. Without it, a
+hypothesis that never starts a new word pays nothing, and with sub-word pieces a weak
+acoustic model's beam glued whole sentences into one unscored "word" (an open-vocabulary
+model at 7 epochs: 88 % WER with the LM, 63 % without; Hori et al.'s word-level LM look-ahead
+for character CTC is the same idea). Once the word is complete its real conditional
+probability replaces the look-ahead.
 """
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from avsync.errors import ModelLoadError
@@ -79,6 +89,21 @@ class NgramLM:
                 backoff += self._grams.get(context, (0.0, 0.0))[1]
         return backoff + self._grams[(UNK,)][0]
 
+    @cached_property
+    def _unigrams(self) -> tuple[list[str], list[float]]:
+        """The listed words in sorted order (the words with a given beginning are a contiguous
+        run of them) and each one's unigram ln P."""
+        words = sorted(g[0] for g in self._grams if len(g) == 1 and g[0] not in (BOS, EOS, UNK))
+        return words, [self._grams[(w,)][0] for w in words]
+
+    def lookahead(self, beginning: str) -> float:
+        """The best unigram ln P of a listed word that starts with `beginning`; `<unk>`'s when
+        none does (the word can only end as one the model does not list)."""
+        words, logprobs = self._unigrams
+        start = bisect.bisect_left(words, beginning)
+        end = bisect.bisect_left(words, beginning + "\U0010ffff", lo=start)
+        return max(logprobs[start:end]) if end > start else self._grams[(UNK,)][0]
+
 
 @dataclass(frozen=True)
 class LmFusion:
@@ -94,9 +119,14 @@ class LmFusion:
         return text.replace(WORD_START, " ").split()
 
     def prefix_score(self, tokens: tuple[int, ...]) -> float:
-        """LM score of the words `tokens` has completed: all but the last, which the next
-        pieces may still extend (it is scored once a piece starts the next word)."""
-        return self._score(self.words(tokens)[:-1], end=False)
+        """LM score of the words `tokens` has completed, and the look-ahead of the last one,
+        which the next pieces may still extend (its own probability counts once a piece starts
+        the next word)."""
+        words = self.words(tokens)
+        if not words:
+            return 0.0
+        return (self._score(words[:-1], end=False)
+                + self.weight * self.lm.lookahead(words[-1]) + self.word_bonus)
 
     def final_score(self, tokens: tuple[int, ...]) -> float:
         """LM score of every word of a finished hypothesis, `</s>` included."""

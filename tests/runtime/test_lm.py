@@ -60,6 +60,34 @@ def test_fusion_prefers_words_the_text_says(arpa: Path) -> None:
     assert fusion.words(fused) == ["I", "READ", "A", "BOOK"]
 
 
+GLUED = ("I", "READ", "A", "GOOD", "BOOK")
+GLUE_PIECES = ("<blank>", "<unk>", "<s>", "</s>", *(f"\u2581{w}" for w in GLUED), *GLUED)
+
+
+def test_the_word_being_spelled_is_scored_so_pieces_are_not_glued(
+        arpa: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # acoustically each word's continuing piece ("READ") is likelier than its word-starting
+    # one ("\u2581READ"): "IREADAGOODBOOK", one word, is the plain best path
+    frames = [{4: 0.9}, {0: 0.9}]
+    for k in range(1, len(GLUED)):
+        frames += [{4 + k: 0.3, 4 + len(GLUED) + k: 0.65}, {0: 0.9}]
+    lp = np.log(np.array([[probs.get(i, 1e-4) for i in range(len(GLUE_PIECES))]
+                          for probs in frames]))
+    lp -= np.logaddexp.reduce(lp, axis=1, keepdims=True)
+    lm = NgramLM.load(arpa)
+    fusion = LmFusion(lm, GLUE_PIECES, weight=0.5, word_bonus=1.0)
+    assert fusion.words(prefix_beam_search(lp, beam=2)[0].tokens) == ["IREADAGOODBOOK"]
+    assert fusion.words(prefix_beam_search(lp, beam=2, fusion=fusion)[0].tokens) == list(GLUED)
+    assert lm.lookahead("GOO") == lm.logprob((), "GOOD")
+    assert lm.lookahead("READA") == lm.logprob((), UNK)
+    # scored only once complete, a word that is never ended pays nothing while the beam runs,
+    # and crowds the real words out of a narrow beam before the end scores it
+    monkeypatch.setattr(LmFusion, "prefix_score",
+                        lambda self, tokens: self._score(self.words(tokens)[:-1], end=False))
+    assert fusion.words(prefix_beam_search(lp, beam=2, fusion=fusion)[0].tokens) == [
+        "IREADAGOODBOOK"]
+
+
 def test_a_model_directory_ships_and_checks_its_lm(arpa: Path, model_dir: Path,
                                                    tmp_path: Path) -> None:
     from avsync.export.cli import main
