@@ -27,6 +27,7 @@ examples:
   avsync export --requantize models/tiny --data data/synth/.avsync/cache   # new int8 graphs
   avsync export --compact models/tiny --data data/synth/.avsync/cache      # fp16-stored weights
   avsync export --add-lm models/tiny --lm data/synth/.avsync/lm.arpa.gz     # word LM
+  avsync export --add-lm models/tiny --lm LM.arpa.gz --data CACHE   # weight tuned on val
   avsync export best.ckpt --out models/tiny-c8 --chunk-steps 8 --force
   avsync export best.ckpt --out models/x --tokenizer data/synth/.avsync/tok.model
 
@@ -48,9 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "the CTC beam search)")
     p.add_argument("--lm", type=Path, metavar="FILE.arpa.gz",
                    help="with --add-lm: the ARPA model from `avsync data lm`")
-    p.add_argument("--lm-weight", type=float, default=0.5,
-                   help="with --add-lm: fusion weight of the LM's log-probability (0.5)")
-    p.add_argument("--lm-word-bonus", type=float, default=1.0,
+    p.add_argument("--lm-weight", type=float,
+                   help="with --add-lm: fusion weight of the LM's log-probability (0.5; with "
+                        "--data and without this, weight and bonus are tuned by grid on the "
+                        "val split's finals, --max-clips of them)")
+    p.add_argument("--lm-word-bonus", type=float,
                    help="with --add-lm: score added per word (1.0)")
     p.add_argument("--requantize", type=Path, metavar="MODEL_DIR",
                    help="no checkpoint: rebuild the int8 graphs of an exported model directory "
@@ -94,11 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.add_lm:
         if not args.lm:
             parser.error("--add-lm needs --lm FILE.arpa.gz")
-        from avsync.export.lm import attach_lm
-
-        card = attach_lm(args.add_lm, args.lm, args.lm_weight, args.lm_word_bonus)
-        print(json.dumps({"out": str(args.add_lm), "lm": card.lm}, indent=2))
-        return 0
+        return _add_lm(args)
     if args.requantize:
         if args.checkpoint:
             parser.error("--requantize takes a model directory, not a checkpoint")
@@ -125,6 +124,30 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"out": str(args.out), "model": card.model_name, "chunk_steps": card.chunk_steps,
                "int8": card.has_int8, "metrics": card.metrics}
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _add_lm(args: argparse.Namespace) -> int:
+    from avsync.export.lm import attach_lm, attach_tuned_lm
+
+    if args.data is not None and args.lm_weight is None and args.lm_word_bonus is None:
+        from avsync.export.clips import cache_clips
+
+        from avsync.runtime.model_card import read_card
+
+        card = read_card(args.add_lm)
+        clips = cache_clips(args.data, "val", card.roi.stored, args.max_clips,
+                            card.roi.convention)
+        card, tuning = attach_tuned_lm(args.add_lm, args.lm, clips)
+        for point, row in tuning.grid.items():
+            print(f"weight/bonus {point:>7}: " + "  ".join(
+                f"{mode} {value:5.1f} %" for mode, value in row.items()), file=sys.stderr)
+    else:
+        card = attach_lm(args.add_lm, args.lm,
+                         0.5 if args.lm_weight is None else args.lm_weight,
+                         1.0 if args.lm_word_bonus is None else args.lm_word_bonus)
+    print(json.dumps({"out": str(args.add_lm), "lm": {k: v for k, v in (card.lm or {}).items()
+                                                      if k != "tuned"}}, indent=2))
     return 0
 
 

@@ -1,5 +1,5 @@
 """`train/recipes/synth-open.sh` runs every step (english synth with three engines, tokenizer,
-LM, mean-face prepare, fit of `small`, export with the LM, evals, card) at a toy size, and a
+LM, mean-face prepare, fit of `small`, export, the LM tuned on val, evals, card) at a toy size, and a
 second run skips what is done."""
 
 from __future__ import annotations
@@ -27,13 +27,16 @@ def test_open_recipe_runs_end_to_end_at_toy_size(tmp_path: Path) -> None:
     steps = [line.split(" ", 2)[2].split(":")[0].split(" ")[0]
              for line in done.stderr.splitlines() if line.startswith("== ")]
     assert steps == ["synth", "index", "tokenizer", "language", "prepare", "fit", "export",
-                     "eval", "first-pass", "card", "done"]
+                     "LM", "eval", "first-pass", "card", "done"]
     corpus = json.loads((tmp_path / "data" / "corpus.json").read_text())
     assert corpus["config"]["text"] == "english"
     assert {s["voice"].get("engine", "espeak") for s in corpus["speakers"]} == {
         "espeak", "flite", "festival"}
     card = json.loads((tmp_path / "model" / "model.json").read_text())
     assert card["roi"]["convention"] == "mean-face" and card["lm"]["file"] == "lm.arpa.gz"
+    assert card["lm"]["tuned"]["split"] == "val"  # weight and bonus chosen on held-out clips
+    assert f"{card['lm']['weight']:g}/{card['lm']['word_bonus']:g}" in card["lm"]["tuned"][
+        "wer_percent"]
     assert json.loads((tmp_path / "results" / "eval.json").read_text())["split"] == "test"
     stamp = (tmp_path / "data" / "corpus.json").stat().st_mtime_ns
     again = subprocess.run(["bash", str(RECIPE)], cwd=tmp_path, env=env, capture_output=True,

@@ -5,7 +5,8 @@
 #   -> index -> tokenizer (unigram pieces, train split) -> word LM (train split and the
 #   english source's other training sentences, ~58k)
 #   -> prepare (mean-face crops) -> fit (small.yaml: wrong lips, every noise kind)
-#   -> export (fp32 + int8 u8s7) + LM -> eval of the finals -> first-pass eval -> model card
+#   -> export (fp32 + int8 u8s7) -> LM (weight tuned on val) -> eval of the finals
+#   -> first-pass eval -> model card
 # Test sentences and speakers are never in the training text, the tokenizer's or the LM's
 # (the english source splits by sentence, the corpus by speaker).
 #
@@ -86,14 +87,17 @@ if [ ! -f "$RUN/fit.done" ]; then
   touch "$RUN/fit.done"
 fi
 
-step "export: best checkpoint -> $MODEL (fp32 + int8, parity-checked), with the LM"
+step "export: best checkpoint -> $MODEL (fp32 + int8, parity-checked)"
 if [ ! -f "$MODEL/model.json" ]; then
   CKPT="$RUN/checkpoints/best.ckpt"  # chosen by the validation WER; a run too short to
   [ -f "$CKPT" ] || CKPT="$RUN/checkpoints/last.ckpt"  # validate has only its last one
   "$AVSYNC" export "$CKPT" --out "$MODEL" --int8 --data "$CACHE" \
     --max-int8-wer-increase "${INT8_MAX_WER_INCREASE:-1.0}"
-  "$AVSYNC" export --add-lm "$MODEL" --lm "$LM"
 fi
+
+step "LM: $LM into $MODEL, its weight and word bonus tuned on the val split's finals"
+grep -q '"tuned"' "$MODEL/model.json" || "$AVSYNC" export --add-lm "$MODEL" --lm "$LM" \
+  --data "$CACHE"
 
 step "eval: the exported model's finals on the test speakers and sentences (every noise kind, wrong lips, OOV, per engine, scenes) -> $RESULTS"
 "$AVSYNC" eval "$MODEL" --cache "$CACHE" --out "$RESULTS" --finals --threads "$THREADS"
