@@ -76,3 +76,18 @@ def test_the_scene_video_and_who_moves_their_lips(tiny_corpus) -> None:
                 for o in opening]
         right += int(np.argmax(corr) == face)
     assert right >= 0.75 * len(meta["turns"])  # the speaker's lips follow the voice
+
+
+def test_english_scenes_speak_test_sentences_only() -> None:
+    """Scenes are evaluation material: with open English their sentences come from the test
+    split, which no training text, tokenizer or LM holds."""
+    from avsync.data.synth.english import english_sentences
+    from avsync.data.synth.scenes import make_scene, scene_json
+
+    def texts(split: str) -> set[str]:
+        return {" ".join(w.word for w in s) for s in english_sentences(split)}
+
+    scene = make_scene(0, 3, "english")
+    spoken = {turn.text for turn in scene.turns}
+    assert spoken and spoken <= texts("test") and not spoken & texts("train")
+    assert scene_json(scene)["sentences"] == "test"

@@ -6,6 +6,10 @@ with silences between (sometimes a long pause), never overlapping. Faces that ar
 still blink, move their heads and make small non-speech mouth movements, so motion alone does
 not say who is talking; only lips in sync with the voice do.
 
+Scenes are evaluation material (ASD, who said what, the demo's sample): their faces and voices
+come from a namespace of their own, and with the `english` text source their sentences from its
+test split, which no training text, tokenizer or LM holds.
+
 Written under `<out>/scenes/`:
     <video_id>.mp4    the scene
     <video_id>.json   faces (entity id, box, voice, face) and turns (entity, start, end, text,
@@ -38,6 +42,7 @@ SPEAKING, NOT_SPEAKING = "SPEAKING_AUDIBLE", "NOT_SPEAKING"
 MIN_SPEAKING_OVERLAP: float = 0.02  # s of a frame's 40 ms that must be speech to label it
 IDLE_AMOUNT: float = 1.0  # non-speech mouth motion of every face
 MAX_FACES_PER_SCENE: int = 3
+SENTENCE_SPLIT = "test"  # the text source's split a scene's sentences come from
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,7 @@ def _plan_turns(rng: np.random.Generator, faces: list[Speaker], text: str,
     turns, pieces, cursor, end, noise = [], [], lead, lead, 0.0
     speaker = int(rng.integers(len(faces)))
     for _ in range(int(rng.integers(3, 7))):
-        speech = speak(rng, faces[speaker].voice, text)
+        speech = speak(rng, faces[speaker].voice, text, SENTENCE_SPLIT)
         audio, noise_std = level_and_noise(speech.audio, rng)
         noise = noise or noise_std
         offset = cursor / SAMPLE_RATE
@@ -144,6 +149,7 @@ def scene_json(scene: Scene) -> dict:
     return {
         "video_id": scene.video_id, "fps": FPS, "sample_rate": SAMPLE_RATE,
         "width": CANVAS * len(scene.faces), "height": CANVAS, "frames": scene.n_frames,
+        "sentences": SENTENCE_SPLIT,
         "faces": [{"entity_id": f"{scene.video_id}:{f}", "box": list(box), **face.to_json()}
                   for f, (face, box) in enumerate(zip(scene.faces, scene.boxes(), strict=True))],
         "turns": [{"entity_id": f"{scene.video_id}:{t.entity}", "start": round(t.start, 3),
