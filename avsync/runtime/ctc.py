@@ -14,12 +14,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 NEG_INF: float = -math.inf
 Prefix = tuple[int, ...]
+# LM states a search keeps before it drops those of prefixes that are neither beams nor their
+# one-label extensions (which the next steps propose again and again: keeping them is the saving)
+LM_STATES_KEPT: int = 2048
 
 
 def _logaddexp(a: float, b: float) -> float:
@@ -51,11 +54,16 @@ class Hypothesis:
 
 
 class Fusion(Protocol):
-    """A language model's contribution to a hypothesis's score (`avsync.runtime.lm`)."""
+    """A language model's contribution to a hypothesis's score (`avsync.runtime.lm`), kept as
+    a state per prefix and extended one label at a time."""
 
-    def prefix_score(self, tokens: Prefix) -> float: ...
+    def start(self) -> Any: ...
 
-    def final_score(self, tokens: Prefix) -> float: ...
+    def extend(self, state: Any, token: int) -> Any: ...
+
+    def prefix_score(self, state: Any) -> float: ...
+
+    def final_score(self, state: Any) -> float: ...
 
 
 class PrefixBeamSearch:
@@ -74,7 +82,10 @@ class PrefixBeamSearch:
                  blank: int = 0, fusion: Fusion | None = None) -> None:
         self.beam, self.token_beam, self.prune, self.blank = beam, token_beam, prune, blank
         self.fusion = fusion
-        self._lm_cache: dict[Prefix, float] = {}
+        # the LM's state and prefix score of each beam (and of each candidate while a step runs)
+        self._lm_states: dict[Prefix, tuple[Any, float]] = {}
+        if fusion is not None:
+            self._lm_states[()] = (fusion.start(), 0.0)
         self.steps = 0
         # prefix -> (log P(ending in blank), log P(ending in non-blank))
         self._beams: dict[Prefix, tuple[float, float]] = {(): (0.0, NEG_INF)}
@@ -119,18 +130,25 @@ class PrefixBeamSearch:
                   for prefix, p in nxt.items()]
         ranked = sorted((x for x in scored if x[2] > NEG_INF), key=lambda x: (-x[2], x[0]))
         self._beams = {prefix: (p[0], p[1]) for prefix, p, _ in ranked[:self.beam]}
+        if lm and len(self._lm_states) > LM_STATES_KEPT:  # a bound for long segments
+            beams = self._beams
+            self._lm_states = {prefix: entry for prefix, entry in self._lm_states.items()
+                               if prefix in beams or prefix[:-1] in beams}
 
     def _lm(self, prefix: Prefix) -> float:
-        if self.fusion is None:
-            return 0.0
-        if prefix not in self._lm_cache:
-            self._lm_cache[prefix] = self.fusion.prefix_score(prefix)
-        return self._lm_cache[prefix]
+        entry = self._lm_states.get(prefix)
+        if entry is None:
+            assert self.fusion is not None
+            state = self.fusion.extend(self._lm_states[prefix[:-1]][0], prefix[-1])
+            entry = self._lm_states[prefix] = (state, self.fusion.prefix_score(state))
+        return entry[1]
 
     def nbest(self, n: int | None = None) -> list[Hypothesis]:
         """Hypotheses by decreasing log-probability (with the LM's score of all their words
         and the sentence end, when fused; deterministic order on ties)."""
-        final = self.fusion.final_score if self.fusion is not None else (lambda _: 0.0)
+        fusion, states = self.fusion, self._lm_states
+        final = ((lambda prefix: fusion.final_score(states[prefix][0])) if fusion is not None
+                 else (lambda _: 0.0))
         ranked = sorted(((prefix, _logaddexp(*p) + final(prefix))
                          for prefix, p in self._beams.items()), key=lambda kv: (-kv[1], kv[0]))
         return [Hypothesis(prefix, lp) for prefix, lp in ranked[:n]]

@@ -29,6 +29,7 @@ from avsync.errors import ModelLoadError
 
 LN10 = math.log(10.0)
 WORD_START = "\u2581"
+LOOKAHEAD_CACHED = 200_000  # word beginnings whose look-ahead an LM keeps (~20 MB at most)
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 
 
@@ -37,6 +38,7 @@ class NgramLM:
 
     def __init__(self, grams: dict[tuple[str, ...], tuple[float, float]], order: int) -> None:
         self._grams, self.order = grams, order
+        self._lookahead: dict[str, float] = {}  # beginning -> `lookahead`, shared by streams
 
     @classmethod
     def load(cls, path: str | Path) -> NgramLM:
@@ -99,10 +101,29 @@ class NgramLM:
     def lookahead(self, beginning: str) -> float:
         """The best unigram ln P of a listed word that starts with `beginning`; `<unk>`'s when
         none does (the word can only end as one the model does not list)."""
+        cached = self._lookahead.get(beginning)
+        if cached is not None:
+            return cached
         words, logprobs = self._unigrams
         start = bisect.bisect_left(words, beginning)
         end = bisect.bisect_left(words, beginning + "\U0010ffff", lo=start)
-        return max(logprobs[start:end]) if end > start else self._grams[(UNK,)][0]
+        value = max(logprobs[start:end]) if end > start else self._grams[(UNK,)][0]
+        if len(self._lookahead) >= LOOKAHEAD_CACHED:  # a server runs for weeks: stay bounded
+            self._lookahead.clear()
+        self._lookahead[beginning] = value
+        return value
+
+
+@dataclass(frozen=True)
+class LmState:
+    """A hypothesis as the LM sees it: the score of its completed words, their history for the
+    next word (the last `order - 1`, `<s>` first), and the word still being spelled. The beam
+    search keeps one per prefix and extends it by one piece, so a step costs a lookup or two
+    per new prefix rather than a rescoring of every word of the segment."""
+
+    completed: float
+    history: tuple[str, ...]
+    spelling: str
 
 
 @dataclass(frozen=True)
@@ -118,24 +139,45 @@ class LmFusion:
         text = "".join(self.pieces[t] for t in tokens if not self.pieces[t].startswith("<"))
         return text.replace(WORD_START, " ").split()
 
-    def prefix_score(self, tokens: tuple[int, ...]) -> float:
-        """LM score of the words `tokens` has completed, and the look-ahead of the last one,
-        which the next pieces may still extend (its own probability counts once a piece starts
-        the next word)."""
-        words = self.words(tokens)
-        if not words:
-            return 0.0
-        return (self._score(words[:-1], end=False)
-                + self.weight * self.lm.lookahead(words[-1]) + self.word_bonus)
+    def start(self) -> LmState:
+        """The empty hypothesis."""
+        return LmState(0.0, (BOS,), "")
 
-    def final_score(self, tokens: tuple[int, ...]) -> float:
+    def extend(self, state: LmState, token: int) -> LmState:
+        """`state` followed by the piece `token`: a piece that starts a word completes the one
+        being spelled; control pieces (`<unk>`, ...) add nothing."""
+        piece = self.pieces[token]
+        if piece.startswith("<"):
+            return state
+        first, *starts = piece.split(WORD_START)
+        state = LmState(state.completed, state.history, state.spelling + first)
+        for part in starts:
+            state = LmState(*self._complete(state)[:2], part)
+        return state
+
+    def state_of(self, tokens: tuple[int, ...]) -> LmState:
+        state = self.start()
+        for token in tokens:
+            state = self.extend(state, token)
+        return state
+
+    def prefix_score(self, state: LmState) -> float:
+        """LM score of the completed words, and the look-ahead of the one being spelled, which
+        the next pieces may still extend (its own probability counts once it is complete)."""
+        if not state.spelling:
+            return state.completed
+        return state.completed + self.weight * self.lm.lookahead(state.spelling) + self.word_bonus
+
+    def final_score(self, state: LmState) -> float:
         """LM score of every word of a finished hypothesis, `</s>` included."""
-        return self._score(self.words(tokens), end=True)
+        completed, history = self._complete(state)
+        return completed + self.weight * self.lm.logprob(history, EOS)
 
-    def _score(self, words: list[str], end: bool) -> float:
-        history: tuple[str, ...] = (BOS,)
-        total = 0.0
-        for word in [*words, EOS] if end else words:
-            total += self.lm.logprob(history, word)
-            history = (*history, word)
-        return self.weight * total + self.word_bonus * len(words)
+    def _complete(self, state: LmState) -> tuple[float, tuple[str, ...]]:
+        """(score, history) once the word being spelled is complete (as they are without one)."""
+        if not state.spelling:
+            return state.completed, state.history
+        keep = self.lm.order - 1
+        history = (*state.history, state.spelling)
+        return (state.completed + self.weight * self.lm.logprob(state.history, state.spelling)
+                + self.word_bonus, history[-keep:] if keep else ())

@@ -82,10 +82,37 @@ def test_the_word_being_spelled_is_scored_so_pieces_are_not_glued(
     assert lm.lookahead("READA") == lm.logprob((), UNK)
     # scored only once complete, a word that is never ended pays nothing while the beam runs,
     # and crowds the real words out of a narrow beam before the end scores it
-    monkeypatch.setattr(LmFusion, "prefix_score",
-                        lambda self, tokens: self._score(self.words(tokens)[:-1], end=False))
+    monkeypatch.setattr(LmFusion, "prefix_score", lambda self, state: state.completed)
     assert fusion.words(prefix_beam_search(lp, beam=2, fusion=fusion)[0].tokens) == [
         "IREADAGOODBOOK"]
+
+
+def test_states_extended_piece_by_piece_score_as_the_whole_prefix(arpa: Path) -> None:
+    """The beam search extends each prefix's LM state by one piece; the score must be what the
+    words of the whole prefix give, however the pieces split them."""
+    lm = NgramLM.load(arpa)
+    pieces = ("<blank>", "<unk>", "<s>", "</s>", "\u2581", "\u2581I", "\u2581RE", "AD", "\u2581A",
+              "\u2581BOOK", "S", "\u2581GOOD")
+    fusion = LmFusion(lm, pieces, weight=0.7, word_bonus=0.4)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        tokens = tuple(int(t) for t in rng.integers(1, len(pieces), int(rng.integers(0, 9))))
+        words = fusion.words(tokens)
+        history, total = ("<s>",), 0.0
+        for word in [*words, EOS]:
+            total += lm.logprob(history, word)
+            history = (*history, word)
+        state = fusion.state_of(tokens)
+        assert fusion.final_score(state) == pytest.approx(0.7 * total + 0.4 * len(words))
+        text = "".join(pieces[t] for t in tokens if not pieces[t].startswith("<"))
+        spelling = words[-1] if words and not text.endswith("\u2581") else ""
+        assert state.spelling == spelling
+        done = words[:-1] if spelling else words
+        expected = sum(0.7 * lm.logprob(("<s>", *done[:k])[-2:], w) + 0.4
+                       for k, w in enumerate(done))
+        if spelling:
+            expected += 0.7 * lm.lookahead(spelling) + 0.4
+        assert fusion.prefix_score(state) == pytest.approx(expected)
 
 
 def test_a_model_directory_ships_and_checks_its_lm(arpa: Path, model_dir: Path,
