@@ -52,6 +52,9 @@ _NO_BOX = (0.0, 0.0, 0.0, 0.0)  # `feed` knows no face boxes
 @dataclass(frozen=True)
 class RecognizerConfig:
     beam: int = 8
+    # the streaming pass's beam when the second pass reads the finals: it only shows partials
+    # (and says whether the segment has words yet), so it runs narrower; None = `beam`
+    partial_beam: int | None = 4
     token_beam: int = 8
     prune: float = 10.0  # nats below a step's best label
     nbest: int = 8  # hypotheses the decoder rescores at a final
@@ -72,9 +75,10 @@ class RecognizerConfig:
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
 
     def __post_init__(self) -> None:
-        if min(self.beam, self.token_beam, self.nbest) < 1:
-            raise ConfigError(f"beam, token_beam and nbest must be >= 1, got {self.beam}, "
-                              f"{self.token_beam}, {self.nbest}")
+        if min(self.beam, self.token_beam, self.nbest, self.partial_beam or 1) < 1:
+            raise ConfigError(f"beam, partial_beam, token_beam and nbest must be >= 1, got "
+                              f"{self.beam}, {self.partial_beam}, {self.token_beam}, "
+                              f"{self.nbest}")
         if not 0.0 <= self.ctc_weight <= 1.0:
             raise ConfigError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
         if self.tail_padding_steps < 0:
@@ -167,16 +171,17 @@ class StreamingRecognizer:
         self._start_segment(0)
 
     # segment bookkeeping ---------------------------------------------------------------------
-    def _new_search(self) -> PrefixBeamSearch:
+    def _new_search(self, streaming: bool = False) -> PrefixBeamSearch:
         c = self.config
-        return PrefixBeamSearch(c.beam, c.token_beam, c.prune, self.card.blank_id,
+        beam = c.partial_beam or c.beam if streaming and c.second_pass else c.beam
+        return PrefixBeamSearch(beam, c.token_beam, c.prune, self.card.blank_id,
                                 self.model.lm_fusion(c.lm_weight, c.lm_word_bonus))
 
     def _start_segment(self, step: int, lead: bool = True) -> None:
         """A new segment from `step`; its second pass reads from `reread_lead_steps` earlier
         (`lead`: not after a forced final) but never into the last final's words."""
         c = self.config
-        self._search = self._new_search()
+        self._search = self._new_search(streaming=True)
         self._segment_start = step
         self._reread_start = max(step - (c.reread_lead_steps if lead else 0),
                                  min(self._last_word_step, step))
