@@ -149,7 +149,6 @@ def scene_json(scene: Scene) -> dict:
     return {
         "video_id": scene.video_id, "fps": FPS, "sample_rate": SAMPLE_RATE,
         "width": CANVAS * len(scene.faces), "height": CANVAS, "frames": scene.n_frames,
-        "sentences": SENTENCE_SPLIT,
         "faces": [{"entity_id": f"{scene.video_id}:{f}", "box": list(box), **face.to_json()}
                   for f, (face, box) in enumerate(zip(scene.faces, scene.boxes(), strict=True))],
         "turns": [{"entity_id": f"{scene.video_id}:{t.entity}", "start": round(t.start, 3),
