@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from avsync.export.clips import LabelledClip
+from avsync.export.evaluation import MODES
 
 from avsync.errors import ConfigError
 from avsync.runtime.lm import NgramLM
@@ -30,7 +31,7 @@ LM_FILE = "lm.arpa.gz"
 # the tuning grid: weight 0 is "no LM" (a model whose LM only costs words ships it switched off)
 TUNE_WEIGHTS: tuple[float, ...] = (0.0, 0.2, 0.3, 0.5, 0.7)
 TUNE_BONUSES: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
-TUNE_MODES: dict[str, tuple[bool, bool]] = {"audio": (True, False), "av": (True, True)}
+TUNE_MODES: tuple[str, ...] = ("audio", "av")  # of `avsync.export.evaluation.MODES`
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def tune_lm(model_dir: Path, clips: Sequence[LabelledClip],
 
     model = load_model(model_dir)
     refs = [c.text for c in clips]
-    inputs = {mode: [c.runtime_input(*flags) for c in clips] for mode, flags in TUNE_MODES.items()}
+    inputs = {mode: [c.runtime_input(*MODES[mode]) for c in clips] for mode in TUNE_MODES}
     grid: dict[str, dict[str, float]] = {}
     best: tuple[float, float, float] | None = None
     for weight in weights:
