@@ -57,13 +57,23 @@ class RankAgreement(L.Callback):
 
 class LastCheckpoint(ModelCheckpoint):
     """Writes `<dirpath>/last.ckpt` only (no top-k files). every_n_train_steps: also every N
-    optimizer steps; at_epoch_end: also when an epoch's training (and validation) is done."""
+    optimizer steps; at_epoch_end: also when an epoch's training (and validation) is done;
+    keep_last_epochs: each of the last N epochs of `max_epochs` also ends in
+    `<dirpath>/epoch-NNN.ckpt` (NNN from 000), which `avsync train average` averages."""
 
     def __init__(self, dirpath: Path, every_n_train_steps: int | None,
-                 at_epoch_end: bool = True) -> None:
+                 at_epoch_end: bool = True, keep_last_epochs: int = 0) -> None:
         super().__init__(dirpath=dirpath, save_top_k=0, save_last=True,
                          every_n_train_steps=every_n_train_steps)
         self.at_epoch_end = at_epoch_end
+        self.keep_last_epochs = keep_last_epochs
+
+    def _keep_epoch(self, trainer: L.Trainer) -> None:
+        last = trainer.max_epochs
+        epoch = trainer.current_epoch
+        if self.keep_last_epochs > 0 and last is not None and last > 0 \
+                and epoch >= last - self.keep_last_epochs and self.dirpath is not None:
+            trainer.save_checkpoint(Path(self.dirpath) / f"epoch-{epoch:03d}.ckpt")
 
     def _save_last_now(self, trainer: L.Trainer) -> None:
         if trainer.sanity_checking:
@@ -75,6 +85,7 @@ class LastCheckpoint(ModelCheckpoint):
         super().on_train_epoch_end(trainer, pl_module)
         if self.at_epoch_end:
             self._save_last_now(trainer)
+        self._keep_epoch(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._save_last_now(trainer)

@@ -53,7 +53,9 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """\
 Train, validate or test an avsync model with Lightning. Configure with a YAML file
 (train/configs/debug.yaml | tiny.yaml | base.yaml) and override any key on the command line.
-Runs resume automatically from <run dir>/checkpoints/last.ckpt."""
+Runs resume automatically from <run dir>/checkpoints/last.ckpt.
+`avsync train average --help`: the mean of a run's last epochs' weights (with
+--checkpoint.keep_last_epochs N a run keeps them as epoch-NNN.ckpt)."""
 
 EPILOG = """\
 examples:
@@ -67,6 +69,8 @@ examples:
   avsync train validate --ckpt_path runs/tiny/checkpoints/best.ckpt --data.cache CACHE
   avsync train test --ckpt_path runs/tiny/checkpoints/best.ckpt --data.cache CACHE
   avsync train fit --config train/configs/tiny.yaml --print_config   # the resolved config
+  avsync train average runs/tiny/checkpoints/epoch-*.ckpt --last 5 \\
+      --out runs/tiny/checkpoints/averaged.ckpt     # see `avsync train average --help`
 """
 
 
@@ -78,10 +82,13 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
 class CheckpointConfig:
     """last.ckpt is written at the end of fit, every `every_n_train_steps` optimizer steps
     (null: never in between) and at the end of every epoch when `at_epoch_end`; best.ckpt
-    keeps the lowest (mode min) or highest `monitor` seen in validation."""
+    keeps the lowest (mode min) or highest `monitor` seen in validation. keep_last_epochs:
+    the last N epochs of `trainer.max_epochs` also end in `epoch-NNN.ckpt`, for
+    `avsync train average`."""
 
     every_n_train_steps: int | None = 500
     at_epoch_end: bool = True
+    keep_last_epochs: int = 0
     monitor: str = MONITOR
     mode: str = "min"
 
@@ -165,7 +172,8 @@ class AVSyncCLI(LightningCLI):
         directory = root / "checkpoints"
         best = ModelCheckpoint(dirpath=directory, filename="best", monitor=options.monitor,
                                mode=options.mode, save_top_k=1, auto_insert_metric_name=False)
-        last = LastCheckpoint(directory, options.every_n_train_steps, options.at_epoch_end)
+        last = LastCheckpoint(directory, options.every_n_train_steps, options.at_epoch_end,
+                              options.keep_last_epochs)
         extra: list[Any] = []
         if self.subcommand == "fit":
             extra += [best, last, RankAgreement()]
@@ -257,6 +265,10 @@ def refuse_old_layout(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["average"]:  # not a Lightning subcommand: no trainer, no data
+        from avsync.train.average import main as average_main
+
+        return average_main(args[1:])
     refuse_old_layout(args)
     quiet_lightning()
     try:

@@ -1,6 +1,6 @@
 """`train/recipes/synth-open.sh` runs every step (english synth with three engines, tokenizer,
-LM, mean-face prepare, fit of `small`, export, the LM tuned on val, evals, card) at a toy size, and a
-second run skips what is done."""
+LM, mean-face prepare, fit of `small`, checkpoint averaging, export, the LM tuned on val, evals,
+card) at a toy size, and a second run skips what is done."""
 
 from __future__ import annotations
 
@@ -26,8 +26,12 @@ def test_open_recipe_runs_end_to_end_at_toy_size(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-4000:]
     steps = [line.split(" ", 2)[2].split(":")[0].split(" ")[0]
              for line in done.stderr.splitlines() if line.startswith("== ")]
-    assert steps == ["synth", "index", "tokenizer", "language", "prepare", "fit", "export",
-                     "LM", "eval", "first-pass", "card", "done"]
+    assert steps == ["synth", "index", "tokenizer", "language", "prepare", "fit", "average",
+                     "export", "LM", "eval", "first-pass", "card", "done"]
+    kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("epoch-*.ckpt"))
+    assert kept == ["epoch-000.ckpt", "epoch-001.ckpt"]  # AVERAGE=5 > EPOCHS: every epoch
+    averaged = json.loads((tmp_path / "run" / "checkpoints" / "averaged.json").read_text())
+    assert len(averaged["scores"]) == 2 and averaged["chosen"] in averaged["scores"]
     corpus = json.loads((tmp_path / "data" / "corpus.json").read_text())
     assert corpus["config"]["text"] == "english"
     assert {s["voice"].get("engine", "espeak") for s in corpus["speakers"]} == {

@@ -5,6 +5,7 @@
 #   -> index -> tokenizer (unigram pieces, train split) -> word LM (train split and the
 #   english source's other training sentences, ~58k)
 #   -> prepare (mean-face crops) -> fit (small.yaml: wrong lips, every noise kind)
+#   -> average (the last AVERAGE epochs' weights, kept only if it validates better)
 #   -> export (fp32 + int8 u8s7) -> LM (weight tuned on val) -> eval of the finals
 #   -> first-pass eval -> model card
 # Test sentences and speakers are never in the training text, the tokenizer's or the LM's
@@ -49,6 +50,8 @@ LM_ORDER=${LM_ORDER:-3}
 EPOCHS=${EPOCHS:-28}
 MAX_TIME=${MAX_TIME:-00:12:00:00}  # DD:HH:MM:SS of training in all, across sittings
 THREADS=${THREADS:-2}
+AVERAGE=${AVERAGE:-5}                # epochs whose mean weights may be exported (0: none)
+AVERAGE_FROM=${AVERAGE_FROM:-$RUN/checkpoints/epoch-*.ckpt}  # a glob, oldest first by name
 TOKENIZER="$DATA/.avsync/tok"
 LM_TEXT=${LM_TEXT:-english}          # LM text beyond the transcripts (avsync data lm --add-text)
 LM="$DATA/.avsync/lm-$LM_TEXT.arpa.gz"
@@ -85,14 +88,30 @@ if [ ! -f "$RUN/fit.done" ]; then
   "$AVSYNC" train fit --config "$CONFIG" --data.cache "$CACHE" \
     --data.tokenizer "$TOKENIZER.model" --trainer.default_root_dir "$RUN" \
     --trainer.max_epochs "$EPOCHS" --trainer.max_time "$MAX_TIME" --threads "$THREADS" \
-    --data.workers 1 --trainer.enable_progress_bar false
+    --data.workers 1 --trainer.enable_progress_bar false \
+    --checkpoint.keep_last_epochs "$AVERAGE"
   touch "$RUN/fit.done"
 fi
 
-step "export: best checkpoint -> $MODEL (fp32 + int8, parity-checked)"
+BEST="$RUN/checkpoints/best.ckpt"  # chosen by the validation WER; a run too short to
+[ -f "$BEST" ] || BEST="$RUN/checkpoints/last.ckpt"  # validate has only its last one
+AVERAGED="$RUN/checkpoints/averaged.ckpt"
+step "average: the last $AVERAGE of $AVERAGE_FROM vs $BEST, by validation -> $AVERAGED.json"
+# shellcheck disable=SC2086  # the glob is meant to expand
+if [ "$AVERAGE" -gt 0 ] && [ ! -f "$RUN/checkpoints/averaged.json" ] && ls $AVERAGE_FROM >/dev/null 2>&1; then
+  "$AVSYNC" train average $AVERAGE_FROM --last "$AVERAGE" --out "$AVERAGED" --against "$BEST" \
+    -- --config "$CONFIG" --data.cache "$CACHE" --data.tokenizer "$TOKENIZER.model" \
+    --data.workers 1 --threads "$THREADS"
+fi
+
+step "export: the better of best and averaged -> $MODEL (fp32 + int8, parity-checked)"
 if [ ! -f "$MODEL/model.json" ]; then
-  CKPT="$RUN/checkpoints/best.ckpt"  # chosen by the validation WER; a run too short to
-  [ -f "$CKPT" ] || CKPT="$RUN/checkpoints/last.ckpt"  # validate has only its last one
+  CKPT="$BEST"
+  if [ -f "$RUN/checkpoints/averaged.json" ]; then
+    CKPT=$("${PYTHON:-$(dirname "$AVSYNC")/python}" -c \
+      'import json, sys; print(json.load(open(sys.argv[1]))["chosen"])' \
+      "$RUN/checkpoints/averaged.json")
+  fi
   "$AVSYNC" export "$CKPT" --out "$MODEL" --int8 --data "$CACHE" \
     --max-int8-wer-increase "${INT8_MAX_WER_INCREASE:-1.0}"
 fi
