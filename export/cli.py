@@ -143,9 +143,7 @@ def _add_lm(args: argparse.Namespace) -> int:
             print(f"weight/bonus {point:>7}: " + "  ".join(
                 f"{mode} {value:5.1f} %" for mode, value in row.items()), file=sys.stderr)
     else:
-        card = attach_lm(args.add_lm, args.lm,
-                         0.5 if args.lm_weight is None else args.lm_weight,
-                         1.0 if args.lm_word_bonus is None else args.lm_word_bonus)
+        card = attach_lm(args.add_lm, args.lm, args.lm_weight, args.lm_word_bonus)
     print(json.dumps({"out": str(args.add_lm), "lm": {k: v for k, v in (card.lm or {}).items()
                                                       if k != "tuned"}}, indent=2))
     return 0

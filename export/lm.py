@@ -28,6 +28,9 @@ from avsync.runtime.loader import load_model
 from avsync.runtime.model_card import ModelCard, read_card
 
 LM_FILE = "lm.arpa.gz"
+# what an LM attached without tuning (no held-out clips) fuses with
+DEFAULT_WEIGHT = 0.5
+DEFAULT_WORD_BONUS = 1.0
 # the tuning grid: weight 0 is "no LM" (a model whose LM only costs words ships it switched off)
 TUNE_WEIGHTS: tuple[float, ...] = (0.0, 0.2, 0.3, 0.5, 0.7)
 TUNE_BONUSES: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
@@ -80,16 +83,22 @@ def tune_lm(model_dir: Path, clips: Sequence[LabelledClip],
 
 def attach_tuned_lm(model_dir: Path, lm_path: Path, clips: Sequence[LabelledClip],
                     trained_on: str = "") -> tuple[ModelCard, LmTuning]:
-    """`attach_lm`, then `tune_lm` on `clips`, and the card records the tuned values."""
-    attach_lm(model_dir, lm_path, trained_on=trained_on)
+    """`attach_lm`, then `tune_lm` on `clips`; the card records the tuned values (the LM is
+    copied, hashed and checked once: only the card's `lm` entry is rewritten)."""
+    from avsync.export.exporter import write_card_everywhere  # torch: only for the export layer
+
+    card = attach_lm(model_dir, lm_path, trained_on=trained_on)
     tuning = tune_lm(model_dir, clips)
-    return attach_lm(model_dir, lm_path, tuning.weight, tuning.word_bonus, trained_on,
-                     tuned=tuning.summary()), tuning
+    card = card.replace(lm={**(card.lm or {}), "weight": tuning.weight,
+                            "word_bonus": tuning.word_bonus, "tuned": tuning.summary()})
+    write_card_everywhere(model_dir, card)
+    return card, tuning
 
 
-def attach_lm(model_dir: Path, lm_path: Path, weight: float = 0.5, word_bonus: float = 1.0,
-              trained_on: str = "", tuned: dict[str, Any] | None = None) -> ModelCard:
-    """Copy `lm_path` into `model_dir` and name it in the card; -> the new card."""
+def attach_lm(model_dir: Path, lm_path: Path, weight: float | None = None,
+              word_bonus: float | None = None, trained_on: str = "") -> ModelCard:
+    """Copy `lm_path` into `model_dir` and name it in the card (weight and bonus default to
+    `DEFAULT_WEIGHT` / `DEFAULT_WORD_BONUS`); -> the new card."""
     from avsync.export.exporter import write_card_everywhere  # torch: only for the export layer
 
     if not lm_path.name.endswith(".arpa.gz"):
@@ -101,10 +110,11 @@ def attach_lm(model_dir: Path, lm_path: Path, weight: float = 0.5, word_bonus: f
     shutil.copyfile(lm_path, target)
     card = card.replace(lm={
         "file": LM_FILE, "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
-        "order": lm.order, "weight": weight, "word_bonus": word_bonus,
+        "order": lm.order, "weight": DEFAULT_WEIGHT if weight is None else weight,
+        "word_bonus": DEFAULT_WORD_BONUS if word_bonus is None else word_bonus,
         "trained_on": trained_on or lm_path.name, "format": "ARPA (gzip), natural use: "
         "weight x ln P(word | history) + word_bonus per word, at word boundaries; the word "
-        "being spelled by its unigram look-ahead", **({"tuned": tuned} if tuned else {})})
+        "being spelled by its unigram look-ahead"})
     write_card_everywhere(model_dir, card)
     load_model(model_dir)  # loads as a user's would
     return card
