@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 from avsync.serve.runtime_engine import RuntimeEngine
-from serve_harness import SynthClip, synth_clip
+from serve_harness import SynthClip, default_model_text, synth_clip
 
 from avsync.runtime import Model
 
@@ -32,3 +32,11 @@ def clips() -> list[SynthClip]:
 @pytest.fixture(scope="session")
 def clip(clips: list[SynthClip]) -> SynthClip:
     return clips[0]
+
+
+@pytest.fixture(scope="session")
+def default_clips() -> list[SynthClip]:
+    """8 clips of 8 unseen speakers saying what the default model was trained to read (GRID
+    commands, or held-out English sentences for an open-vocabulary model)."""
+    text = default_model_text()
+    return [synth_clip(i, text=text) for i in range(8)]

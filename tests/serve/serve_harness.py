@@ -22,7 +22,7 @@ from avsync.serve.protocol import STREAM_PATH, AudioSpec, Speakers, Sync, decode
 from avsync.serve.protocol import Final as FinalMessage
 from avsync.serve.server import AvsyncServer
 
-from avsync.media.roi import crop_mouths, whole_frame_face
+from avsync.media.roi import crop_faces, whole_frame_face
 from avsync.runtime import (
     EndpointConfig,
     Model,
@@ -158,12 +158,14 @@ class SynthClip:
         return len(self.frames)
 
 
-def synth_clip(index: int, seed: int = 5) -> SynthClip:
-    """Speaker `index` saying a GRID sentence (espeak-ng voice, rendered face), seeded."""
+def synth_clip(index: int, seed: int = 5, text: str = "grid") -> SynthClip:
+    """Speaker `index` saying a sentence of `text` ("grid", or "english": a test-split
+    sentence, never in a model's training text), espeak-ng voice, rendered face, seeded."""
     from avsync.data.synth.clips import make_clip
     from avsync.data.synth.speakers import make_speaker, rng_for
 
-    clip = make_clip(make_speaker(seed, index), rng_for(seed, 100 + index), "grid")
+    clip = make_clip(make_speaker(seed, index), rng_for(seed, 100 + index), text,
+                     split="test")
     gray = np.stack([av.VideoFrame.from_ndarray(f, format="rgb24").to_ndarray(format="gray")
                      for f in clip.frames])
     return SynthClip(clip.audio, gray, clip.annotation.text.lower())
@@ -207,8 +209,9 @@ def offline(model: Model, audio: np.ndarray | None, frames: np.ndarray | None,
     speakers = ActiveSpeakerDetector(model.card.asd_calibration, engine_config.asd)
     recognizer = StreamingRecognizer(model, config, audio=audio is not None,
                                      video=frames is not None, observers=(sync, speakers))
-    rois = None if frames is None else crop_mouths(
-        frames, whole_frame_face(frames.shape[2], frames.shape[1]), model.card.roi.stored)
+    rois = None if frames is None else crop_faces(  # as the server's whole-frame mode cuts
+        frames, whole_frame_face(frames.shape[2], frames.shape[1]), model.card.roi.stored,
+        model.card.roi.convention)
     c, n = model.card.chunk_steps, model.card.samples_per_step
     steps = max(0 if audio is None else -(-len(audio) // n), 0 if rois is None else len(rois))
     by_step_sync, by_step_speaking = {}, {}
@@ -271,10 +274,18 @@ class SlowEngine:
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL = "avsync-tiny-grid"
+# the text each bundled model was trained on: its tests speak sentences of that kind
+MODEL_TEXT = {"avsync-tiny-grid": "grid", "avsync-small-open": "english"}
+
+
+def default_model_text() -> str:
+    """The text source of the default model's training corpus ("grid" or "english")."""
+    model_dir = default_model_dir()
+    return MODEL_TEXT.get(model_dir.name if model_dir else DEFAULT_MODEL, "grid")
 
 
 def default_model_dir() -> Path | None:
-    """models/avsync-tiny-grid if it is there, else the first exported model under models/."""
+    """models/<DEFAULT_MODEL> if it is there, else the first exported model under models/."""
     preferred = MODELS / DEFAULT_MODEL
     if (preferred / "model.json").is_file():
         return preferred

@@ -24,7 +24,7 @@ from serve_harness import (
     running_server,
 )
 
-from avsync.media.roi import crop_mouths, whole_frame_face
+from avsync.media.roi import crop_faces, whole_frame_face
 from avsync.runtime import StreamChunk, StreamUpdate, load_model
 from avsync.text.metrics import wer
 
@@ -117,8 +117,8 @@ def test_the_page_shows_the_runtimes_transcript_of_camera_and_microphone(
     with_face = [0 in c.faces for c in chunks]
     assert True in with_face[:len(chunks) // 2] and all(with_face[with_face.index(True):])
     # the camera's whole-frame face is the clip's face: its mouths are the clip's mouths
-    clip_rois = crop_mouths(clip.frames, whole_frame_face(*clip.frames.shape[1:]),
-                            model.card.roi.stored).astype(np.float32)
+    clip_rois = crop_faces(clip.frames, whole_frame_face(*clip.frames.shape[1:]),
+                           model.card.roi.stored, model.card.roi.convention).astype(np.float32)
     for roi in [c.faces[0][-1].astype(np.float32) for c in chunks[with_face.index(True)::5]]:
         assert np.abs(clip_rois - roi).mean(axis=(1, 2)).min() < 12.0
     # what the page shows is what the runtime makes of what the browser sent
@@ -126,9 +126,10 @@ def test_the_page_shows_the_runtimes_transcript_of_camera_and_microphone(
 
 
 @needs_default_model
-def test_the_page_shows_the_words_of_the_clip_with_the_default_model(clips, tmp_path) -> None:
+def test_the_page_shows_the_words_of_the_clip_with_the_default_model(default_clips,
+                                                                     tmp_path) -> None:
     model = load_model(default_model_dir())  # type: ignore[arg-type]
-    clip = clips[0]
+    clip = default_clips[0]
     state, shown, logs = run(page_session(RuntimeEngine(model), clip, tmp_path, finals=2,
                                           timeout_ms=30_000), timeout=120)
     check_page(state, shown, logs, model.card.model_name)

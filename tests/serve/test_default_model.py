@@ -50,23 +50,24 @@ def stream(engine: RuntimeEngine, audio: np.ndarray | None, frames: np.ndarray |
 
 
 def test_a_clip_in_real_time_is_transcribed_as_the_offline_runtime_does(
-        trained: Model, clips: list[SynthClip]) -> None:
-    clip = clips[0]
+        trained: Model, default_clips: list[SynthClip]) -> None:
+    clip = default_clips[0]
     messages = stream(RuntimeEngine(trained), clip.audio, clip.frames, fast=False)
     check_same_results(messages, offline(trained, as_s16(clip.audio), clip.frames,
                                          RecognizerConfig()))
 
 
-def test_the_words_of_a_clip_are_recognised(trained: Model, clips: list[SynthClip]) -> None:
-    clip = clips[0]
+def test_the_words_of_a_clip_are_recognised(trained: Model,
+                                           default_clips: list[SynthClip]) -> None:
+    clip = default_clips[0]
     messages = stream(RuntimeEngine(trained), clip.audio, clip.frames)
     assert wer(clip.text.upper(), " ".join(final_texts(messages)).upper()) <= 0.2
 
 
 def test_a_planted_av_offset_is_reported_with_its_sign(trained: Model,
-                                                       clips: list[SynthClip]) -> None:
+                                                       default_clips: list[SynthClip]) -> None:
     """Audio delayed by 5 steps (200 ms) behind the lips: offset_ms > 0 (audio lags)."""
-    clip = clips[1]
+    clip = default_clips[1]
     lag = 5
     audio = np.concatenate([np.zeros(lag * SAMPLES_PER_STEP, np.float32),
                             clip.audio[:-lag * SAMPLES_PER_STEP]])
@@ -77,10 +78,10 @@ def test_a_planted_av_offset_is_reported_with_its_sign(trained: Model,
 
 
 @pytest.fixture(scope="module")
-def two_faces(trained: Model, clips: list[SynthClip]) -> tuple[SynthClip, list]:
+def two_faces(trained: Model, default_clips: list[SynthClip]) -> tuple[SynthClip, list]:
     """Two faces side by side, the right one speaking, the left one still, streamed once:
     (the speaker's clip, the server's messages)."""
-    speaker, still = clips[2], clips[3]
+    speaker, still = default_clips[2], default_clips[3]
     frames = np.concatenate([np.repeat(still.frames[:1], speaker.steps, axis=0),
                              speaker.frames], axis=2)
     boxes = {1: (0.0, 0.0, 160.0, 160.0), 2: (160.0, 0.0, 160.0, 160.0)}
@@ -109,13 +110,13 @@ def test_the_speaking_faces_words_are_read(two_faces: tuple[SynthClip, list]) ->
 
 
 def test_lips_that_are_not_the_voices_cost_no_words(trained: Model,
-                                                    clips: list[SynthClip]) -> None:
+                                                    default_clips: list[SynthClip]) -> None:
     """Clean voices shown with another speaker's lips (a dub, a listener): the finals are as
     good as the voice alone (without the second pass's lip gate, the bundled GRID model
     followed the wrong lips: 85 % WER on 60 test clips, audio alone 0.3 %)."""
     refs, heard, shown = [], [], []
-    for i, clip in enumerate(clips[:4]):
-        other = clips[(i + 1) % len(clips)].frames
+    for i, clip in enumerate(default_clips[:4]):
+        other = default_clips[(i + 1) % len(default_clips)].frames
         wrong = np.take(other, np.arange(clip.steps), axis=0, mode="wrap")
         refs.append(clip.text.upper())
         heard.append(" ".join(offline(trained, clip.audio, None, RecognizerConfig()).texts))

@@ -235,7 +235,7 @@ def check_flushed(messages: list, clip: SynthClip, reason: str) -> Done:
 @needs_haproxy
 @needs_default_model
 def test_replicas_behind_haproxy_spread_sessions_and_drain_on_sigterm(
-        tmp_path: Path, clips: list[SynthClip]) -> None:
+        tmp_path: Path, default_clips: list[SynthClip]) -> None:
     model_dir = default_model_dir()
     assert model_dir is not None
     replicas = [Replica(model_dir, tmp_path / f"replica{i}.log") for i in range(2)]
@@ -246,7 +246,7 @@ def test_replicas_behind_haproxy_spread_sessions_and_drain_on_sigterm(
         with stopped_at_exit(lb.process):
             wait_for(lambda: list(lb.states().values()) == ["UP", "UP"],
                      "haproxy to see both replicas UP")
-            run(scale_out(replicas, lb, clips), timeout=90)
+            run(scale_out(replicas, lb, default_clips), timeout=90)
             lb.process.terminate()
         replicas[1].process.send_signal(signal.SIGTERM)
         assert replicas[1].process.wait(30) == 0
