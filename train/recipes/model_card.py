@@ -35,12 +35,27 @@ def _training_summary(run: Path) -> dict:
     return {"steps": steps, "epochs": epochs}
 
 
-def _exported(training: dict) -> str:
-    """Which checkpoint the graphs come from (best.ckpt is chosen by validation)."""
+def _exported(training: dict, run: Path) -> str:
+    """Which weights the graphs come from: a checkpoint (best.ckpt is chosen by validation) or
+    the mean of several (`avsync train average`), and what validation said between them."""
+    choice_file = run / "checkpoints" / "averaged.json"
+    choice = json.loads(choice_file.read_text()) if choice_file.is_file() else None
+    versus = ""
+    if choice is not None:
+        scores = {Path(p).name: v for p, v in choice["scores"].items()}
+        versus = " (" + " vs ".join(f"`{name}` {100 * v:.1f} %" for name, v in scores.items()) \
+            + f" {choice['monitor']})"
+    averaged = training.get("averaged")
+    if averaged:
+        steps = averaged["global_steps"]
+        return (f"; the exported weights are the mean of {len(steps)} checkpoints, steps "
+                f"{steps[0]} to {steps[-1]} (`avsync train average`), chosen by validation"
+                + versus)
     if "epoch" not in training or "global_step" not in training:
         return ""
+    kept = f"; the mean of the last epochs validated worse{versus}" if choice else ""
     return (f"; the exported `{training.get('checkpoint', 'checkpoint')}` is from epoch "
-            f"{training['epoch'] + 1}, step {training['global_step']}")
+            f"{training['epoch'] + 1}, step {training['global_step']}" + kept)
 
 
 def _measured_limits(eval_dir: Path) -> str:
@@ -94,11 +109,11 @@ def card(model_dir: Path, corpus: Path, run: Path, eval_dir: Path, recipe: str,
         "",
         "## Recipe",
         "",
-        f"`{recipe}` (synth, index, tokenizer, prepare, fit, export, eval of the finals and of the first "
-        f"pass) on 2 CPU cores; "
+        f"`{recipe}` (synth, index, tokenizer, prepare, fit, checkpoint averaging, export, eval "
+        f"of the finals and of the first pass) on 2 CPU cores; "
         f"`avsync model info {model['model_name']}` prints the parameter count and MFLOPs per "
         f"step. Training ran {trained['epochs']} epochs, {trained['steps']} optimiser steps"
-        + _exported(model.get("training", {})) + ".",
+        + _exported(model.get("training", {}), run) + ".",
         "",
         "## Data",
         "",
