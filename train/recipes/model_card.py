@@ -53,7 +53,7 @@ def _exported(training: dict, run: Path) -> str:
                 + versus)
     if "epoch" not in training or "global_step" not in training:
         return ""
-    kept = f"; the mean of the last epochs validated worse{versus}" if choice else ""
+    kept = f"; the mean of the last epochs validated no better{versus}" if choice else ""
     return (f"; the exported `{training.get('checkpoint', 'checkpoint')}` is from epoch "
             f"{training['epoch'] + 1}, step {training['global_step']}" + kept)
 
