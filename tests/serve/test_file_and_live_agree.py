@@ -7,14 +7,15 @@ per-step hindsight choice for the second), so the finals' words and who said the
 from __future__ import annotations
 
 from avsync.serve.client import StreamOptions, stream_file
+from avsync.serve.demo import DEFAULT_SAMPLE
 from avsync.serve.protocol import FaceMode, Final, Task
 from avsync.serve.runtime_engine import RuntimeEngine
-from serve_harness import MODELS, default_model_dir, needs_default_model, run, running_server
+from serve_harness import default_model_dir, needs_default_model, run, running_server
 
 from avsync.runtime import load_model
 from avsync.runtime.transcribe import transcribe_file
 
-SAMPLE = MODELS / "samples" / "two-faces.mp4"
+SAMPLE = DEFAULT_SAMPLE  # the default model's two-face sample (what `make demo` streams)
 
 
 @needs_default_model
