@@ -12,7 +12,7 @@ the optimizer and scheduler states dropped (it is not a point to resume training
 checkpoint does: `avsync train validate`, `avsync export`, `avsync eval`.
 
 `--against BEST.ckpt --config YAML --data.cache CACHE`: validates both with the run's own
-validation (`avsync train validate`) and writes `<out>.json` with both monitors and the
+validation (`avsync train validate`) and writes OUT with a .json suffix: both monitors and the
 winner, so a recipe exports whichever is better, not whichever it hoped for.
 """
 
@@ -128,7 +128,7 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--last", type=int, default=None,
                         help="average only the last N of them (by name)")
     parser.add_argument("--against", type=Path, default=None,
-                        help="validate the average and this checkpoint; write <out>.json "
+                        help="validate the average and this checkpoint; write OUT with a .json suffix "
                              "with both scores and the better one")
     own, _, validate_args = _split(list(argv))
     args = parser.parse_args(own)
