@@ -11,9 +11,10 @@ the optimizer and scheduler states dropped (it is not a point to resume training
 `training.averaged` in its avsync section naming what was averaged. It loads wherever a
 checkpoint does: `avsync train validate`, `avsync export`, `avsync eval`.
 
-`--against BEST.ckpt --config YAML --data.cache CACHE`: validates both with the run's own
-validation (`avsync train validate`) and writes OUT with a .json suffix: both monitors and the
-winner, so a recipe exports whichever is better, not whichever it hoped for.
+`--against BEST.ckpt -- --config YAML --data.cache CACHE ...` (validate's arguments after
+`--`): validates both with the run's own validation (`avsync train validate`) and writes OUT
+with a .json suffix (both monitors and the winner), so a recipe exports whichever is better,
+not whichever it hoped for.
 """
 
 from __future__ import annotations
